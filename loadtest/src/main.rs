@@ -1,1 +1,295 @@
-fn main() {}
+//! `keyway-loadtest` command line: clap definitions, argument validation (loopback only), signal handling, dispatch to `upstream` or `run`.
+
+mod chunked;
+mod conn;
+mod echo;
+mod http;
+mod load;
+mod pattern;
+mod report;
+mod shards;
+mod upstream;
+
+use clap::{Args, Parser, Subcommand};
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "keyway-loadtest", version, about = "keyway's load generator and fast static/echo upstream (loopback only)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve a fast HTTP/1.1 upstream; prints `listening on IP:PORT` once ready.
+    Upstream(UpstreamArgs),
+    /// Generate load against a loopback target and report throughput and latency.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct UpstreamArgs {
+    /// Address to listen on (loopback only); port 0 picks a free port shared by all shards.
+    #[arg(long, value_name = "IP:PORT")]
+    listen: String,
+    /// Answer with N pattern bytes (byte i = 'a' + i % 26) instead of `hello, world\n`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=64 * 1024 * 1024))]
+    body_size: Option<u64>,
+    /// Answer with a JSON description of each request and enable the /_test/ paths.
+    #[arg(long)]
+    echo: bool,
+    /// Executors (threads), each pinned to a CPU with its own SO_REUSEPORT listener.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    shards: u16,
+    /// CPUs to pin shards to (comma-separated ids) or `none`; default: the lowest-numbered online CPUs.
+    #[arg(long, value_name = "LIST")]
+    cpus: Option<String>,
+    /// Close a connection after this long without input (also bounds each write).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    idle_timeout: Duration,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Target address, 127.0.0.0/8 or [::1] only.
+    #[arg(long, value_name = "IP:PORT")]
+    target: String,
+    /// Concurrent keep-alive connections (all shards together).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=load::MAX_CONNECTIONS as u64))]
+    connections: u64,
+    /// Measured duration (at most 300s), e.g. 10s, 500ms, 2m.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Stop after this many measured requests.
+    #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    max_requests: u64,
+    /// Open loop: requests per second overall, on a fixed schedule; latency counts from the scheduled time.
+    #[arg(long, value_name = "R")]
+    rate: Option<f64>,
+    /// Request path (with optional query).
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// Extra request header `name: value` (repeatable).
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    headers: Vec<String>,
+    /// Unmeasured run-in before the measured duration (at most 60s).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Executors (threads) generating load.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    shards: u16,
+    /// CPUs to pin shards to (comma-separated ids) or `none`; default: the highest-numbered online CPUs.
+    #[arg(long, value_name = "LIST")]
+    cpus: Option<String>,
+    /// Timeout for connecting and for each read/write.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    timeout: Duration,
+}
+
+/// Parses `1.5s`, `500ms`, `2m`, `100us` or a bare number of seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("bad duration {s:?} (use e.g. 10s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1e3,
+        "us" => n / 1e6,
+        "m" => n * 60.0,
+        _ => return Err(format!("bad duration unit in {s:?} (use us, ms, s or m)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("bad duration {s:?}"))
+}
+
+/// True for 127.0.0.0/8 and ::1.
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback(),
+    }
+}
+
+fn loopback_addr(s: &str, what: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = s
+        .parse()
+        .map_err(|_| format!("{what} {s:?} is not IP:PORT (use 127.0.0.1:PORT or [::1]:PORT)"))?;
+    if !is_loopback(addr.ip()) {
+        return Err(format!(
+            "refusing {what} {addr}: only loopback (127.0.0.0/8, ::1) is allowed"
+        ));
+    }
+    Ok(addr)
+}
+
+fn pinning(cpus: Option<&str>, default: shards::Pinning) -> Result<shards::Pinning, String> {
+    match cpus {
+        Some(s) => shards::parse_cpus(s).map_err(|e| format!("--cpus: {e}")),
+        None => Ok(default),
+    }
+}
+
+fn parse_header(h: &str) -> Result<(String, String), String> {
+    let (name, value) = h
+        .split_once(':')
+        .ok_or_else(|| format!("--header {h:?}: expected `name: value`"))?;
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(token) {
+        return Err(format!("--header {h:?}: invalid header name"));
+    }
+    let value = value.trim();
+    if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
+        return Err(format!("--header {h:?}: invalid header value"));
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
+fn upstream_config(a: UpstreamArgs) -> Result<upstream::UpstreamConfig, String> {
+    Ok(upstream::UpstreamConfig {
+        listen: loopback_addr(&a.listen, "--listen")?,
+        body_size: a.body_size.map(|n| n as usize),
+        echo: a.echo,
+        shards: usize::from(a.shards),
+        pinning: pinning(a.cpus.as_deref(), shards::Pinning::Lowest)?,
+        idle_timeout: a.idle_timeout.max(Duration::from_millis(1)),
+    })
+}
+
+fn run_config(a: RunArgs) -> Result<load::RunConfig, String> {
+    let target = loopback_addr(&a.target, "target")?;
+    if a.duration.is_zero() || a.duration > load::MAX_DURATION {
+        return Err("--duration must be between 1ms and 300s".into());
+    }
+    if a.warmup > load::MAX_WARMUP {
+        return Err("--warmup must be at most 60s".into());
+    }
+    if a.timeout.is_zero() {
+        return Err("--timeout must be positive".into());
+    }
+    if let Some(r) = a.rate {
+        if !(r.is_finite() && r >= 0.1 && r <= 10_000_000.0) {
+            return Err("--rate must be between 0.1 and 10000000".into());
+        }
+    }
+    if !a.path.starts_with('/') || a.path.chars().any(|c| c.is_ascii_whitespace() || c.is_ascii_control()) {
+        return Err(format!("--path {:?}: must start with / and contain no spaces or control characters", a.path));
+    }
+    let headers = a
+        .headers
+        .iter()
+        .map(|h| parse_header(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(load::RunConfig {
+        target,
+        connections: a.connections as usize,
+        duration: a.duration,
+        warmup: a.warmup,
+        max_requests: a.max_requests,
+        rate: a.rate,
+        path: a.path,
+        headers,
+        shards: usize::from(a.shards),
+        pinning: pinning(a.cpus.as_deref(), shards::Pinning::Highest)?,
+        timeout: a.timeout,
+        json: a.json,
+    })
+}
+
+/// SIGTERM/SIGINT: the upstream exits 0 at once; the generator stops and reports on the first signal, exits 0 on the second.
+fn install_signals(exit_at_once: bool) -> Result<(), String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if signals.forever().next().is_none() {
+                return;
+            }
+            if !exit_at_once {
+                load::STOP.store(true, Ordering::Relaxed);
+                if signals.forever().next().is_none() {
+                    return;
+                }
+            }
+            std::process::exit(0);
+        })
+        .map(drop)
+        .map_err(|e| format!("cannot spawn signal thread: {e}"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res = match cli.cmd {
+        Cmd::Upstream(a) => upstream_config(a)
+            .and_then(|cfg| install_signals(true).map(|()| cfg))
+            .and_then(upstream::run),
+        Cmd::Run(a) => run_config(a)
+            .and_then(|cfg| install_signals(false).map(|()| cfg))
+            .and_then(load::run),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keyway-loadtest: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("10h").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn loopback_only() {
+        assert!(loopback_addr("127.0.0.1:80", "t").is_ok());
+        assert!(loopback_addr("127.3.4.5:80", "t").is_ok());
+        assert!(loopback_addr("[::1]:80", "t").is_ok());
+        assert!(loopback_addr("10.0.0.1:80", "t").is_err());
+        assert!(loopback_addr("0.0.0.0:80", "t").is_err());
+        assert!(loopback_addr("[::]:80", "t").is_err());
+        assert!(loopback_addr("localhost:80", "t").is_err());
+        assert!(loopback_addr("[::ffff:127.0.0.1]:80", "t").is_err());
+    }
+
+    #[test]
+    fn headers() {
+        assert_eq!(
+            parse_header("X-Api-Key:  abc ").unwrap(),
+            ("X-Api-Key".to_string(), "abc".to_string())
+        );
+        assert!(parse_header("no colon").is_err());
+        assert!(parse_header("bad name: x").is_err());
+        assert!(parse_header("x: a\r\nb").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
