@@ -44,6 +44,42 @@ pub enum Problem {
 }
 
 impl Problem {
+    /// Every problem, in declaration order (`ALL[p.index()] == p`).
+    pub const ALL: [Problem; 25] = {
+        use Problem::*;
+        [
+            BadRequest,
+            UriTooLong,
+            HeadersTooLarge,
+            RequestTimeout,
+            BodyTooLarge,
+            VersionNotSupported,
+            MethodNotAllowed,
+            ExpectationFailed,
+            NoRoute,
+            MissingKey,
+            MalformedKey,
+            InvalidKey,
+            KeyRevoked,
+            KeyExpired,
+            ConflictingKeys,
+            InsufficientScope,
+            IpNotAllowed,
+            RateLimited,
+            QuotaExhausted,
+            KeysUnavailable,
+            UpstreamUnavailable,
+            UpstreamTimeout,
+            UpstreamProtocol,
+            Overloaded,
+            ShuttingDown,
+        ]
+    };
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn status(self) -> u16 {
         use Problem::*;
         match self {
@@ -159,6 +195,13 @@ impl Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_is_in_index_order() {
+        for (i, p) in Problem::ALL.iter().enumerate() {
+            assert_eq!(p.index(), i);
+        }
+    }
 
     #[test]
     fn auth_failures_are_client_faults_and_401() {

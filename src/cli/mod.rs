@@ -1,1 +1,135 @@
-pub fn run() -> i32 { 0 }
+//! The `keyway` command line: `serve`, `check-config`, `quickstart` (and, with the key
+//! store, `keys`, `plans`, `snapshot`). Every failure is one line on stderr saying what
+//! happened and what to do; configuration errors exit 2, other failures 1.
+
+mod quickstart;
+
+use crate::config::Config;
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Default configuration file when neither --config nor KEYWAY_CONFIG is given.
+pub const DEFAULT_CONFIG: &str = "/etc/keyway/keyway.toml";
+
+#[derive(Parser)]
+#[command(
+    name = "keyway",
+    version,
+    about = "API-key gateway: a thread-per-core HTTP/1.1 reverse proxy that enforces custom API keys"
+)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, env = "KEYWAY_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Override [server] listen.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Override [server] admin_listen.
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
+        /// Override [server] shards (0 = one per CPU).
+        #[arg(long)]
+        shards: Option<usize>,
+    },
+    /// Check a configuration file and exit (0 = valid, 2 = invalid).
+    CheckConfig,
+    /// Run a demo: a built-in upstream and a gateway on 127.0.0.1:8080, with curl lines to try.
+    Quickstart {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin_listen: SocketAddr,
+    },
+}
+
+/// Parses the arguments, runs the command, returns the process exit code.
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Serve {
+            listen,
+            admin_listen,
+            shards,
+        } => {
+            let mut config = match load_config(cli.config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            if let Some(l) = listen {
+                config.server.listen = l;
+            }
+            if let Some(a) = admin_listen {
+                config.server.admin_listen = a;
+            }
+            if let Some(s) = shards {
+                config.server.shards = s;
+            }
+            serve(config)
+        }
+        Command::CheckConfig => match load_config(cli.config.as_deref()) {
+            Ok(c) => {
+                println!(
+                    "configuration OK: {} upstream(s), {} route(s)",
+                    c.upstreams.len(),
+                    c.routes.len()
+                );
+                0
+            }
+            Err(code) => code,
+        },
+        Command::Quickstart {
+            listen,
+            admin_listen,
+        } => quickstart::run(listen, admin_listen),
+    }
+}
+
+fn load_config(path: Option<&std::path::Path>) -> Result<Config, i32> {
+    let path = path.unwrap_or(std::path::Path::new(DEFAULT_CONFIG));
+    Config::load(path).map_err(|e| {
+        eprintln!("keyway: {e}");
+        2
+    })
+}
+
+/// Serves until a signal; prints the bound addresses on stdout (tests and scripts read it).
+pub(crate) fn serve(config: Config) -> i32 {
+    let result = crate::serve::serve(config, |b| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "keyway listening on {} (admin {}), {} shard(s)",
+            b.listen, b.admin, b.shards
+        );
+        let _ = out.flush();
+    });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("keyway: {e}");
+            1
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYWAY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}

@@ -48,7 +48,9 @@ enum State {
     /// At the start of a trailer line (or the final empty line).
     TrailerStart,
     TrailerLine,
-    TrailerLf { empty: bool },
+    TrailerLf {
+        empty: bool,
+    },
     Done,
 }
 

@@ -69,10 +69,15 @@ impl Default for KnownHeaders {
     fn default() -> Self {
         KnownHeaders {
             api_key: b"x-api-key"[..].into(),
-            identity: ["x-keyway-key-id", "x-keyway-tenant", "x-keyway-plan", "x-keyway-scopes"]
-                .iter()
-                .map(|s| s.as_bytes().into())
-                .collect(),
+            identity: [
+                "x-keyway-key-id",
+                "x-keyway-tenant",
+                "x-keyway-plan",
+                "x-keyway-scopes",
+            ]
+            .iter()
+            .map(|s| s.as_bytes().into())
+            .collect(),
             meta_prefix: b"x-keyway-meta-"[..].into(),
         }
     }
@@ -176,7 +181,10 @@ mod tests {
     fn classifies_known_names_in_any_case() {
         let k = KnownHeaders::default();
         assert_eq!(k.classify(b"Content-Length"), Ok(HeaderKind::ContentLength));
-        assert_eq!(k.classify(b"TRANSFER-ENCODING"), Ok(HeaderKind::TransferEncoding));
+        assert_eq!(
+            k.classify(b"TRANSFER-ENCODING"),
+            Ok(HeaderKind::TransferEncoding)
+        );
         assert_eq!(k.classify(b"X-Api-Key"), Ok(HeaderKind::ApiKey));
         assert_eq!(k.classify(b"x-keyway-tenant"), Ok(HeaderKind::Identity));
         assert_eq!(k.classify(b"X-Keyway-Meta-Team"), Ok(HeaderKind::Identity));
@@ -190,8 +198,14 @@ mod tests {
         assert_eq!(k.classify(b"content_length"), Err(()));
         assert_eq!(k.classify(b"Transfer_Encoding"), Err(()));
         assert_eq!(k.classify(b"x_api_key"), Err(()));
-        assert_eq!(k.classify(b"x_keyway_tenant"), Ok(HeaderKind::AliasedIdentity));
-        assert_eq!(k.classify(b"x_keyway_meta_a"), Ok(HeaderKind::AliasedIdentity));
+        assert_eq!(
+            k.classify(b"x_keyway_tenant"),
+            Ok(HeaderKind::AliasedIdentity)
+        );
+        assert_eq!(
+            k.classify(b"x_keyway_meta_a"),
+            Ok(HeaderKind::AliasedIdentity)
+        );
         assert_eq!(k.classify(b"my_header"), Ok(HeaderKind::Other));
     }
 

@@ -74,7 +74,12 @@ impl Method {
     pub fn is_idempotent(self) -> bool {
         matches!(
             self,
-            Method::Get | Method::Head | Method::Put | Method::Delete | Method::Options | Method::Trace
+            Method::Get
+                | Method::Head
+                | Method::Put
+                | Method::Delete
+                | Method::Options
+                | Method::Trace
         )
     }
 }
@@ -444,8 +449,13 @@ fn check_target(target: &[u8]) -> Result<(), HeadError> {
     if target.first() != Some(&b'/') {
         return Err(bad("request target must be origin-form (start with '/')"));
     }
-    if target.iter().any(|&b| !(0x21..=0x7e).contains(&b) || b == b'#') {
-        return Err(bad("request target contains a space, control, '#' or non-ASCII byte"));
+    if target
+        .iter()
+        .any(|&b| !(0x21..=0x7e).contains(&b) || b == b'#')
+    {
+        return Err(bad(
+            "request target contains a space, control, '#' or non-ASCII byte",
+        ));
     }
     Ok(())
 }

@@ -28,7 +28,8 @@ fn problem(raw: &[u8]) -> Problem {
 
 #[test]
 fn typical_request() {
-    let raw = b"GET /v1/items?x=1 HTTP/1.1\r\nHost: api.example\r\nx-api-key: k\r\nAccept: */*\r\n\r\n";
+    let raw =
+        b"GET /v1/items?x=1 HTTP/1.1\r\nHost: api.example\r\nx-api-key: k\r\nAccept: */*\r\n\r\n";
     let head = parse_ok(raw);
     assert_eq!(head.method, Method::Get);
     assert_eq!(head.target.get(raw), b"/v1/items?x=1");
@@ -55,7 +56,8 @@ fn framing() {
 
 #[test]
 fn content_length_and_transfer_encoding_both() {
-    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let raw =
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
     assert_eq!(problem(raw), Problem::BadRequest);
     assert!(Problem::BadRequest.closes_connection());
 }
@@ -84,7 +86,14 @@ fn bad_content_lengths() {
 
 #[test]
 fn bad_transfer_encodings() {
-    for te in ["gzip", "chunked, gzip", "xchunked", "chunked\x0b", "identity", "gzip, chunked"] {
+    for te in [
+        "gzip",
+        "chunked, gzip",
+        "xchunked",
+        "chunked\x0b",
+        "identity",
+        "gzip, chunked",
+    ] {
         let raw = format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {te}\r\n\r\n");
         assert_eq!(problem(raw.as_bytes()), Problem::BadRequest, "{te:?}");
     }
@@ -107,7 +116,12 @@ fn bad_line_endings_and_folding() {
         b"GET / HTTP/1.1\r\nHost: a\r\nX(y): a\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: a\r\n: a\r\n\r\n",
     ] {
-        assert_eq!(problem(raw), Problem::BadRequest, "{:?}", String::from_utf8_lossy(raw));
+        assert_eq!(
+            problem(raw),
+            Problem::BadRequest,
+            "{:?}",
+            String::from_utf8_lossy(raw)
+        );
     }
 }
 
@@ -123,7 +137,12 @@ fn bad_request_lines_and_targets() {
         b"GET / HTTX/1.1\r\nHost: a\r\n\r\n",
         b"G(T / HTTP/1.1\r\nHost: a\r\n\r\n",
     ] {
-        assert_eq!(problem(raw), Problem::BadRequest, "{:?}", String::from_utf8_lossy(raw));
+        assert_eq!(
+            problem(raw),
+            Problem::BadRequest,
+            "{:?}",
+            String::from_utf8_lossy(raw)
+        );
     }
     assert_eq!(
         problem(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"),
@@ -171,7 +190,10 @@ fn size_limits() {
     // An endless request line is refused before it ends.
     let endless = format!("GET /{}", "a".repeat(9000));
     assert_eq!(problem(endless.as_bytes()), Problem::UriTooLong);
-    let big_head = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n", "v".repeat(17000));
+    let big_head = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
+        "v".repeat(17000)
+    );
     assert_eq!(problem(big_head.as_bytes()), Problem::HeadersTooLarge);
     let endless_head = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}", "v".repeat(17000));
     assert_eq!(problem(endless_head.as_bytes()), Problem::HeadersTooLarge);
@@ -187,7 +209,8 @@ fn size_limits() {
 fn key_headers_and_duplicates() {
     let raw = b"GET / HTTP/1.1\r\nHost: a\r\nx-api-key: a\r\nX-API-KEY: b\r\n\r\n";
     assert!(parse_ok(raw).duplicate_key_headers);
-    let raw = b"GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n";
+    let raw =
+        b"GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n";
     assert!(parse_ok(raw).duplicate_key_headers);
     let raw = b"GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer a\r\nx-api-key: a\r\n\r\n";
     let h = parse_ok(raw);
@@ -197,13 +220,17 @@ fn key_headers_and_duplicates() {
 
 #[test]
 fn expect_upgrade_connect() {
-    let h = parse_ok(b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n");
+    let h = parse_ok(
+        b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+    );
     assert!(h.expect_continue);
     assert_eq!(
         problem(b"POST / HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n"),
         Problem::ExpectationFailed
     );
-    let h = parse_ok(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, X-Drop\r\nUpgrade: h2c\r\n\r\n");
+    let h = parse_ok(
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, X-Drop\r\nUpgrade: h2c\r\n\r\n",
+    );
     assert!(h.upgrade);
     assert!(h.listed_in_connection(
         b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, X-Drop\r\nUpgrade: h2c\r\n\r\n",

@@ -50,11 +50,11 @@ impl ResponseHead {
         request_was_head: bool,
         max_head_bytes: usize,
     ) -> Result<bool, &'static str> {
-        let mut storage =
-            [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_RESPONSE_HEADERS];
+        let mut storage = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_RESPONSE_HEADERS];
         let mut res = httparse::Response::new(&mut []);
         let config = httparse::ParserConfig::default();
-        let head_len = match config.parse_response_with_uninit_headers(&mut res, buf, &mut storage) {
+        let head_len = match config.parse_response_with_uninit_headers(&mut res, buf, &mut storage)
+        {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) if buf.len() > max_head_bytes => {
                 return Err("response head too large")
@@ -184,19 +184,30 @@ mod tests {
         assert!(r.reusable);
         let r = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true).unwrap();
         assert_eq!(r.framing(), ResponseFraming::None);
-        let r = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false).unwrap();
+        let r = parse(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            false,
+        )
+        .unwrap();
         assert_eq!(r.framing(), ResponseFraming::Chunked);
         let r = parse(b"HTTP/1.1 200 OK\r\n\r\n", false).unwrap();
         assert_eq!(r.framing(), ResponseFraming::UntilClose);
         assert!(!r.reusable);
-        let r = parse(b"HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n", false).unwrap();
+        let r = parse(
+            b"HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n",
+            false,
+        )
+        .unwrap();
         assert_eq!(r.framing(), ResponseFraming::None);
         let r = parse(b"HTTP/1.1 304 Not Modified\r\n\r\n", false).unwrap();
         assert_eq!(r.framing(), ResponseFraming::None);
         let r = parse(b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false).unwrap();
         assert!(!r.reusable);
-        let r = parse(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n", false)
-            .unwrap();
+        let r = parse(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n",
+            false,
+        )
+        .unwrap();
         assert!(!r.reusable);
     }
 
@@ -210,7 +221,11 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nX: a\x01\r\n\r\n",
             b"HTTX/1.1 200 OK\r\n\r\n",
         ] {
-            assert!(parse(raw, false).is_err(), "{}", String::from_utf8_lossy(raw));
+            assert!(
+                parse(raw, false).is_err(),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
         }
     }
 

@@ -1,0 +1,132 @@
+//! The admin listener (default 127.0.0.1:9090): `/healthz`, `/readyz`, `/metrics`.
+//!
+//! It runs on its own plain thread, off the shards: a slow scrape never delays a request.
+//! Answers are small and every connection is closed after one request.
+
+use crate::metrics::render::{render, Gauges};
+use crate::shard::Shared;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the admin endpoints report on, shared with the control thread.
+pub struct AdminState {
+    pub shared: Arc<Shared>,
+    pub shards: usize,
+    /// Shards whose listener is up.
+    pub listening: AtomicUsize,
+}
+
+impl AdminState {
+    /// `None` when ready, else why not.
+    pub fn not_ready(&self) -> Option<String> {
+        let up = self.listening.load(Ordering::Acquire);
+        if up < self.shards {
+            return Some(format!("{up} of {} shards listening", self.shards));
+        }
+        if self.shared.has_keyed_routes {
+            return Some("keyed routes configured but no key table is loaded".into());
+        }
+        None
+    }
+}
+
+/// Binds the admin address and serves it on a new thread; returns the bound address.
+pub fn start(addr: SocketAddr, state: Arc<AdminState>) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr)?;
+    let local = listener.local_addr()?;
+    std::thread::Builder::new()
+        .name("keyway-admin".into())
+        .spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let _ = answer(stream, &state);
+            }
+        })?;
+    Ok(local)
+}
+
+fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let mut buf = [0u8; 4096];
+    let mut len = 0;
+    let path = loop {
+        let n = stream.read(&mut buf[len..])?;
+        if n == 0 {
+            return Ok(());
+        }
+        len += n;
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(&buf[..len]) {
+            Ok(httparse::Status::Complete(_)) => {
+                break req
+                    .path
+                    .unwrap_or("/")
+                    .split('?')
+                    .next()
+                    .unwrap_or("/")
+                    .to_string()
+            }
+            Ok(httparse::Status::Partial) if len < buf.len() => continue,
+            _ => return respond(&mut stream, 400, "text/plain", "bad request\n"),
+        }
+    };
+    match path.as_str() {
+        "/healthz" => respond(&mut stream, 200, "text/plain", "ok\n"),
+        "/readyz" => match state.not_ready() {
+            None => respond(&mut stream, 200, "text/plain", "ready\n"),
+            Some(why) => respond(
+                &mut stream,
+                503,
+                "text/plain",
+                &format!("not ready: {why}\n"),
+            ),
+        },
+        "/metrics" => {
+            let shared = &state.shared;
+            let routes: Vec<String> = shared
+                .config
+                .routes
+                .iter()
+                .map(|r| r.path_prefix.clone())
+                .collect();
+            let upstreams: Vec<String> = shared
+                .config
+                .upstreams
+                .iter()
+                .map(|u| u.name.clone())
+                .collect();
+            let body = render(
+                &shared.published,
+                &routes,
+                &upstreams,
+                &Gauges {
+                    snapshot_generation: 0,
+                    snapshot_keys: 0,
+                    snapshot_reload_failures: 0,
+                    audit_dropped: 0,
+                },
+            );
+            respond(&mut stream, 200, "text/plain; version=0.0.4", &body)
+        }
+        _ => respond(
+            &mut stream,
+            404,
+            "text/plain",
+            "not found: try /healthz, /readyz or /metrics\n",
+        ),
+    }
+}
+
+fn respond(stream: &mut TcpStream, status: u16, ctype: &str, body: &str) -> std::io::Result<()> {
+    let reason = crate::http::write::reason_phrase(status);
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body.as_bytes())
+}

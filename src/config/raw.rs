@@ -1,0 +1,122 @@
+//! The file's shape as serde sees it: every table strict, every value spanned, nothing defaulted yet.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::units::Quantity;
+
+/// `Option<Spanned<T>>`: a value that may be absent, and if present knows where it was written.
+pub type Opt<T> = Option<Spanned<T>>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub keys: RawKeys,
+    #[serde(default)]
+    pub identity: RawIdentity,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+    #[serde(default)]
+    pub upstreams: BTreeMap<Spanned<String>, RawUpstream>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Opt<String>,
+    pub shards: Opt<usize>,
+    pub admin_listen: Opt<String>,
+    pub state_dir: Opt<String>,
+    pub trusted_proxies: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeys {
+    pub snapshot: Opt<String>,
+    pub db: Opt<String>,
+    pub header: Opt<String>,
+    pub bearer: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentity {
+    pub key_id_header: Opt<String>,
+    pub tenant_header: Opt<String>,
+    pub plan_header: Opt<String>,
+    pub scopes_header: Opt<String>,
+    pub meta_prefix: Opt<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_request_line: Opt<Quantity>,
+    pub max_head_bytes: Opt<Quantity>,
+    pub max_headers: Opt<Quantity>,
+    pub max_body_bytes: Opt<Quantity>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub head: Opt<Quantity>,
+    pub body_idle: Opt<Quantity>,
+    pub keepalive_idle: Opt<Quantity>,
+    pub upstream_connect: Opt<Quantity>,
+    pub upstream_response: Opt<Quantity>,
+    pub drain: Opt<Quantity>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    pub servers: Spanned<Vec<Spanned<String>>>,
+    pub pool_size: Opt<usize>,
+    pub queue: Option<usize>,
+    pub connect_timeout: Opt<Quantity>,
+    pub response_timeout: Opt<Quantity>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub path_prefix: Spanned<String>,
+    pub host: Opt<String>,
+    pub upstream: Spanned<String>,
+    pub public: Option<bool>,
+    pub max_body_bytes: Opt<Quantity>,
+    #[serde(default)]
+    pub by_plan: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub by_tenant: BTreeMap<String, Spanned<String>>,
+    pub key_in_query: Opt<String>,
+    pub allow_upgrade: Option<bool>,
+    pub cost: Option<u64>,
+}
+
+/// Names the table whose field list serde printed in an "unknown field" error,
+/// recognised by the first field it expects.
+pub fn table_of_fields(first_expected: &str) -> Option<&'static str> {
+    Some(match first_expected {
+        "server" => "the top level",
+        "listen" => "[server]",
+        "snapshot" => "[keys]",
+        "key_id_header" => "[identity]",
+        "max_request_line" => "[limits]",
+        "head" => "[timeouts]",
+        "servers" => "[upstreams.*]",
+        "path_prefix" => "[[routes]]",
+        _ => return None,
+    })
+}

@@ -1,0 +1,310 @@
+//! Validation of `[upstreams.NAME]` and `[[routes]]`: addresses, names, hosts, prefixes and references.
+
+use std::collections::{BTreeMap, HashMap};
+
+use toml::Spanned;
+
+use super::error::{line_of, ConfigError};
+use super::raw::{RawRoute, RawUpstream};
+use super::validate::Ctx;
+use super::{Route, Upstream, DEFAULT_POOL_SIZE, DEFAULT_QUEUE};
+
+/// Builds the upstream list, sorted by name (the map is already ordered).
+pub fn upstreams(
+    raw: &BTreeMap<Spanned<String>, RawUpstream>,
+    cx: &Ctx,
+) -> Result<Vec<Upstream>, ConfigError> {
+    raw.iter().map(|(name, u)| upstream(name, u, cx)).collect()
+}
+
+fn upstream(name: &Spanned<String>, raw: &RawUpstream, cx: &Ctx) -> Result<Upstream, ConfigError> {
+    let n = name.get_ref();
+    if !is_plain_name(n) {
+        return Err(cx.err(
+            &name.span(),
+            format!("upstream name {n:?} is not a plain name"),
+            "use only letters, digits, '-' and '_', e.g. [upstreams.api]",
+        ));
+    }
+    let servers_v = &raw.servers;
+    if servers_v.get_ref().is_empty() {
+        return Err(cx.err(
+            &servers_v.span(),
+            format!("upstreams.{n}.servers is empty"),
+            "list at least one \"IP:PORT\", e.g. servers = [\"127.0.0.1:9000\"]",
+        ));
+    }
+    let key = format!("upstreams.{n}.servers");
+    let mut servers = Vec::with_capacity(servers_v.get_ref().len());
+    for s in servers_v.get_ref() {
+        let addr = cx.socket(&key, s)?;
+        if addr.port() == 0 {
+            return Err(cx.err(
+                &s.span(),
+                format!("{key} {:?} has port 0", s.get_ref()),
+                "give the port the server listens on",
+            ));
+        }
+        if servers.contains(&addr) {
+            return Err(cx.err(
+                &s.span(),
+                format!("{key} lists {addr} twice"),
+                "remove the duplicate",
+            ));
+        }
+        servers.push(addr);
+    }
+    let mut u = Upstream::new(n, servers);
+    if let Some(p) = &raw.pool_size {
+        u.pool_size = *p.get_ref();
+        if u.pool_size == 0 {
+            return Err(cx.err(
+                &p.span(),
+                format!("upstreams.{n}.pool_size is 0"),
+                format!("set it to at least 1 (default {DEFAULT_POOL_SIZE})"),
+            ));
+        }
+    }
+    u.queue = raw.queue.unwrap_or(DEFAULT_QUEUE);
+    if let Some(q) = &raw.connect_timeout {
+        u.connect_timeout = Some(cx.duration(&format!("upstreams.{n}.connect_timeout"), q)?);
+    }
+    if let Some(q) = &raw.response_timeout {
+        u.response_timeout = Some(cx.duration(&format!("upstreams.{n}.response_timeout"), q)?);
+    }
+    Ok(u)
+}
+
+/// Builds the routes in file order, checking references against `ups` (sorted by name)
+/// and body overrides against `max_body` (`limits.max_body_bytes`, which caps them).
+pub fn routes(
+    raw: &[RawRoute],
+    ups: &[Upstream],
+    max_body: u64,
+    cx: &Ctx,
+) -> Result<Vec<Route>, ConfigError> {
+    let mut seen: HashMap<(Option<String>, String), usize> = HashMap::new();
+    let mut out = Vec::with_capacity(raw.len());
+    for r in raw {
+        let route = route(r, ups, max_body, cx)?;
+        let line = line_of(cx.text, r.path_prefix.span().start);
+        let at = (route.host.clone(), route.path_prefix.clone());
+        if let Some(first) = seen.insert(at, line) {
+            return Err(cx.err(
+                &r.path_prefix.span(),
+                format!(
+                    "route {} is defined twice (same host and path_prefix; first at line {first})",
+                    route.label()
+                ),
+                "remove one, or change its path_prefix or host",
+            ));
+        }
+        out.push(route);
+    }
+    Ok(out)
+}
+
+fn route(raw: &RawRoute, ups: &[Upstream], max_body: u64, cx: &Ctx) -> Result<Route, ConfigError> {
+    let prefix = raw.path_prefix.get_ref();
+    let pspan = raw.path_prefix.span();
+    if !prefix.starts_with('/') {
+        return Err(cx.err(
+            &pspan,
+            format!("route path_prefix {prefix:?} does not start with '/'"),
+            "write e.g. \"/v1/\"",
+        ));
+    }
+    if let Some(c) = prefix
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || *c == '?' || *c == '#')
+    {
+        return Err(cx.err(
+            &pspan,
+            format!("route path_prefix {prefix:?} contains {c:?}"),
+            "a prefix is matched against the path only: no spaces, query or fragment",
+        ));
+    }
+    let mut route = Route::new(prefix, raw.upstream.get_ref());
+    if let Some(h) = &raw.host {
+        route.host = Some(host(h.get_ref()).ok_or_else(|| {
+            cx.err(
+                &h.span(),
+                format!("route {prefix} host {:?} is not a host name", h.get_ref()),
+                "write a name such as \"api.example.com\" (a port is allowed and ignored)",
+            )
+        })?);
+    }
+    let label = route.label();
+    // `field` is None for `upstream`, or e.g. "by_plan.pro"
+    let check_ref = |field: Option<&str>, v: &Spanned<String>| -> Result<(), ConfigError> {
+        let name = v.get_ref();
+        if ups.binary_search_by(|u| u.name.as_str().cmp(name)).is_ok() {
+            return Ok(());
+        }
+        let fix = if is_plain_name(name) {
+            format!("add [upstreams.{name}] or fix the name")
+        } else {
+            "fix the name to one of the [upstreams.NAME] tables".to_owned()
+        };
+        let whose = field.map_or(format!("route {label}"), |f| format!("route {label} {f}"));
+        Err(cx.err(
+            &v.span(),
+            format!("{whose} names upstream {name:?}, which is not defined"),
+            fix,
+        ))
+    };
+    check_ref(None, &raw.upstream)?;
+    route.public = raw.public.unwrap_or(false);
+    route.allow_upgrade = raw.allow_upgrade.unwrap_or(false);
+    route.cost = raw.cost.unwrap_or(1);
+    if let Some(q) = &raw.max_body_bytes {
+        let n = cx.size(&format!("route {label} max_body_bytes"), q)?;
+        if n > max_body {
+            return Err(cx.err(
+                &q.span(),
+                format!("route {label} max_body_bytes ({n}) is larger than limits.max_body_bytes ({max_body}), which caps every route"),
+                "lower it, or raise limits.max_body_bytes",
+            ));
+        }
+        route.max_body_bytes = Some(n);
+    }
+    for (table, map, out) in [
+        ("by_plan", &raw.by_plan, &mut route.by_plan),
+        ("by_tenant", &raw.by_tenant, &mut route.by_tenant),
+    ] {
+        for (k, v) in map {
+            if k.trim().is_empty() {
+                return Err(cx.err(
+                    &v.span(),
+                    format!("route {label} {table} has an empty name"),
+                    "write e.g. pro = \"api\"",
+                ));
+            }
+            check_ref(Some(&format!("{table}.{k}")), v)?;
+            out.insert(k.clone(), v.get_ref().clone());
+        }
+    }
+    if let Some(q) = &raw.key_in_query {
+        let name = q.get_ref();
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        {
+            return Err(cx.err(
+                &q.span(),
+                format!("route {label} key_in_query {name:?} is not a plain query parameter name"),
+                "use letters, digits, '-', '.', '_' or '~', e.g. \"api_key\"",
+            ));
+        }
+        route.key_in_query = Some(name.clone());
+    }
+    if route.public {
+        let keyed_only = [
+            ("key_in_query", raw.key_in_query.as_ref().map(Spanned::span)),
+            ("by_plan", raw.by_plan.values().next().map(Spanned::span)),
+            (
+                "by_tenant",
+                raw.by_tenant.values().next().map(Spanned::span),
+            ),
+        ];
+        if let Some((what, Some(span))) = keyed_only.into_iter().find(|(_, s)| s.is_some()) {
+            return Err(cx.err(
+                &span,
+                format!("route {label} is public, so {what} would never apply"),
+                format!("remove {what}, or set public = false"),
+            ));
+        }
+    }
+    Ok(route)
+}
+
+/// A name usable as a bare TOML key: letters, digits, '-' and '_'.
+fn is_plain_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Lower-cases a Host value and strips its port; `None` if it is not a plausible host.
+/// IPv6 literals keep their brackets (`[::1]:80` → `[::1]`), as in a Host header.
+fn host(text: &str) -> Option<String> {
+    let h = text.trim().to_ascii_lowercase();
+    let (name, port) = if let Some(rest) = h.strip_prefix('[') {
+        let (inner, after) = rest.split_once(']')?;
+        inner.parse::<std::net::Ipv6Addr>().ok()?;
+        (
+            format!("[{inner}]"),
+            after
+                .strip_prefix(':')
+                .or((!after.is_empty()).then_some("x")),
+        )
+    } else {
+        match h.split_once(':') {
+            Some((n, p)) => (n.to_owned(), Some(p)),
+            None => (h.clone(), None),
+        }
+    };
+    if let Some(p) = port {
+        p.parse::<u16>().ok()?;
+    }
+    let name = name.strip_suffix('.').map(str::to_owned).unwrap_or(name);
+    if name.starts_with('[') {
+        return Some(name);
+    }
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    ok.then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        assert_eq!(host("API.Example.com").as_deref(), Some("api.example.com"));
+        assert_eq!(
+            host("api.example.com:8443").as_deref(),
+            Some("api.example.com")
+        );
+        assert_eq!(host("example.com.").as_deref(), Some("example.com"));
+        assert_eq!(host("127.0.0.1:80").as_deref(), Some("127.0.0.1"));
+        assert_eq!(host("[::1]:8080").as_deref(), Some("[::1]"));
+        assert_eq!(host("[::1]").as_deref(), Some("[::1]"));
+        for bad in [
+            "",
+            ":80",
+            "a b",
+            "a..b",
+            "-a.com",
+            "a.com:http",
+            "a.com:99999",
+            "[::1",
+            "[zz]",
+            "[::1]x",
+            "*.a.com",
+            "a/b",
+        ] {
+            assert_eq!(host(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn plain_names() {
+        assert!(is_plain_name("api"));
+        assert!(is_plain_name("api-v2_b"));
+        assert!(!is_plain_name(""));
+        assert!(!is_plain_name("a b"));
+        assert!(!is_plain_name("a.b"));
+    }
+}

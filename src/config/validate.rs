@@ -1,0 +1,234 @@
+//! Raw file shape → validated `Config`: the error context, then `[server]`, `[limits]` and `[timeouts]`
+//! (keys and identity headers are checked in `identity`, upstreams and routes in `routing`).
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::cidr::Cidr;
+use super::error::{line_of, ConfigError};
+use super::raw::{Opt, RawConfig, RawLimits, RawServer, RawTimeouts};
+use super::units::{duration_of, size_of, Quantity};
+use super::{identity, routing, Config, Limits, Server, Timeouts};
+
+/// Highest accepted `server.shards`.
+const MAX_SHARDS: usize = 1024;
+
+/// Where errors are reported: the file name and its text (for line numbers).
+pub struct Ctx<'a> {
+    pub origin: &'a str,
+    pub text: &'a str,
+}
+
+impl Ctx<'_> {
+    /// An error at the line holding `span`.
+    pub fn err(
+        &self,
+        span: &Range<usize>,
+        what: impl AsRef<str>,
+        fix: impl AsRef<str>,
+    ) -> ConfigError {
+        let line = line_of(self.text, span.start);
+        ConfigError::invalid(self.origin, line, what.as_ref(), fix.as_ref())
+    }
+
+    /// Converts a size, rejecting 0. `key` is the dotted name for messages.
+    pub fn size(&self, key: &str, q: &Spanned<Quantity>) -> Result<u64, ConfigError> {
+        let fix = "write a byte count such as 16384, \"16KiB\", \"1MiB\" or \"10MB\"";
+        let n =
+            size_of(q.get_ref()).map_err(|why| self.err(&q.span(), format!("{key} {why}"), fix))?;
+        if n == 0 {
+            return Err(self.err(&q.span(), format!("{key} is 0"), "set it to at least 1"));
+        }
+        Ok(n)
+    }
+
+    /// Converts a strictly positive duration of at most 24h.
+    pub fn duration(&self, key: &str, q: &Spanned<Quantity>) -> Result<Duration, ConfigError> {
+        let fix = "write e.g. \"10s\" or \"500ms\"";
+        let d = duration_of(q.get_ref())
+            .map_err(|why| self.err(&q.span(), format!("{key} {why}"), fix))?;
+        if d.is_zero() {
+            return Err(self.err(
+                &q.span(),
+                format!("{key} is 0"),
+                "write a duration greater than 0, e.g. \"10s\" or \"500ms\"",
+            ));
+        }
+        Ok(d)
+    }
+
+    /// Parses `IP:PORT`; host names are refused (nothing is resolved here).
+    pub fn socket(&self, key: &str, v: &Spanned<String>) -> Result<SocketAddr, ConfigError> {
+        v.get_ref().trim().parse().map_err(|_| {
+            self.err(
+                &v.span(),
+                format!("{key} {:?} is not a socket address", v.get_ref()),
+                "write IP:PORT, e.g. \"127.0.0.1:8080\" or \"[::1]:8080\" (host names are not resolved)",
+            )
+        })
+    }
+}
+
+/// Checks and completes a parsed file. `base_dir` anchors relative paths.
+pub fn validate(raw: RawConfig, cx: &Ctx, base_dir: &Path) -> Result<Config, ConfigError> {
+    let server = server(&raw.server, cx, base_dir)?;
+    let (keys, identity) =
+        identity::keys_and_identity(&raw.keys, &raw.identity, cx, &server.state_dir)?;
+    let limits = limits(&raw.limits, cx)?;
+    let timeouts = timeouts(&raw.timeouts, cx)?;
+    let upstreams = routing::upstreams(&raw.upstreams, cx)?;
+    let routes = routing::routes(&raw.routes, &upstreams, limits.max_body_bytes, cx)?;
+    Ok(Config {
+        server,
+        keys,
+        identity,
+        limits,
+        timeouts,
+        upstreams,
+        routes,
+    })
+}
+
+fn server(raw: &RawServer, cx: &Ctx, base_dir: &Path) -> Result<Server, ConfigError> {
+    let mut s = Server::default();
+    if let Some(v) = &raw.listen {
+        s.listen = cx.socket("server.listen", v)?;
+    }
+    if let Some(v) = &raw.admin_listen {
+        s.admin_listen = cx.socket("server.admin_listen", v)?;
+    }
+    if s.listen == s.admin_listen && s.listen.port() != 0 {
+        let span = raw
+            .admin_listen
+            .as_ref()
+            .or(raw.listen.as_ref())
+            .map_or(0..0, Spanned::span);
+        return Err(cx.err(
+            &span,
+            format!(
+                "server.admin_listen {} is the same address as server.listen",
+                s.admin_listen
+            ),
+            "give the admin listener its own port",
+        ));
+    }
+    if let Some(v) = &raw.shards {
+        s.shards = *v.get_ref();
+        if s.shards > MAX_SHARDS {
+            return Err(cx.err(
+                &v.span(),
+                format!("server.shards {} is more than {MAX_SHARDS}", s.shards),
+                "use 0 for one shard per online CPU, or a smaller number",
+            ));
+        }
+    }
+    if let Some(v) = &raw.state_dir {
+        s.state_dir = base_dir.join(path_value(cx, "server.state_dir", v)?);
+    }
+    for v in raw.trusted_proxies.iter().flatten() {
+        let cidr = Cidr::parse(v.get_ref().trim()).map_err(|e| {
+            cx.err(
+                &v.span(),
+                format!("server.trusted_proxies {}", e.what),
+                &e.fix,
+            )
+        })?;
+        s.trusted_proxies.push(cidr.to_string());
+    }
+    Ok(s)
+}
+
+/// A non-empty path string.
+pub fn path_value(cx: &Ctx, key: &str, v: &Spanned<String>) -> Result<PathBuf, ConfigError> {
+    if v.get_ref().trim().is_empty() {
+        return Err(cx.err(
+            &v.span(),
+            format!("{key} is empty"),
+            "give a path, or remove the line for the default",
+        ));
+    }
+    Ok(PathBuf::from(v.get_ref()))
+}
+
+fn limits(raw: &RawLimits, cx: &Ctx) -> Result<Limits, ConfigError> {
+    let mut l = Limits::default();
+    let as_usize = |key: &str, q: &Spanned<Quantity>| -> Result<usize, ConfigError> {
+        let n = cx.size(key, q)?;
+        usize::try_from(n).map_err(|_| {
+            cx.err(
+                &q.span(),
+                format!("{key} {n} is too large"),
+                "use a smaller size",
+            )
+        })
+    };
+    if let Some(q) = &raw.max_request_line {
+        l.max_request_line = as_usize("limits.max_request_line", q)?;
+    }
+    if let Some(q) = &raw.max_head_bytes {
+        l.max_head_bytes = as_usize("limits.max_head_bytes", q)?;
+    }
+    if let Some(q) = &raw.max_headers {
+        if let Quantity::Str(s) = q.get_ref() {
+            return Err(cx.err(
+                &q.span(),
+                format!("limits.max_headers {s:?} is not a count"),
+                "write a whole number such as 100",
+            ));
+        }
+        l.max_headers = as_usize("limits.max_headers", q)?;
+    }
+    if let Some(q) = &raw.max_body_bytes {
+        l.max_body_bytes = cx.size("limits.max_body_bytes", q)?;
+    }
+    if l.max_request_line > l.max_head_bytes {
+        let span = raw
+            .max_request_line
+            .as_ref()
+            .or(raw.max_head_bytes.as_ref())
+            .map_or(0..0, Spanned::span);
+        return Err(cx.err(
+            &span,
+            format!(
+                "limits.max_request_line ({}) is larger than limits.max_head_bytes ({}), which includes it",
+                l.max_request_line, l.max_head_bytes
+            ),
+            "lower max_request_line or raise max_head_bytes",
+        ));
+    }
+    Ok(l)
+}
+
+fn timeouts(raw: &RawTimeouts, cx: &Ctx) -> Result<Timeouts, ConfigError> {
+    let mut t = Timeouts::default();
+    let fields: [(&str, &Opt<Quantity>, &mut Duration); 6] = [
+        ("timeouts.head", &raw.head, &mut t.head),
+        ("timeouts.body_idle", &raw.body_idle, &mut t.body_idle),
+        (
+            "timeouts.keepalive_idle",
+            &raw.keepalive_idle,
+            &mut t.keepalive_idle,
+        ),
+        (
+            "timeouts.upstream_connect",
+            &raw.upstream_connect,
+            &mut t.upstream_connect,
+        ),
+        (
+            "timeouts.upstream_response",
+            &raw.upstream_response,
+            &mut t.upstream_response,
+        ),
+        ("timeouts.drain", &raw.drain, &mut t.drain),
+    ];
+    for (key, q, slot) in fields {
+        if let Some(q) = q {
+            *slot = cx.duration(key, q)?;
+        }
+    }
+    Ok(t)
+}

@@ -1,0 +1,12 @@
+//! Every metric name keyway exports, in one place (docs/metrics.md describes each).
+
+pub const REQUESTS_TOTAL: &str = "keyway_requests_total";
+pub const REQUEST_DURATION: &str = "keyway_request_duration_seconds";
+pub const UPSTREAM_DURATION: &str = "keyway_upstream_duration_seconds";
+pub const UPSTREAM_ERRORS_TOTAL: &str = "keyway_upstream_errors_total";
+pub const RATELIMITED_TOTAL: &str = "keyway_ratelimited_total";
+pub const SNAPSHOT_GENERATION: &str = "keyway_snapshot_generation";
+pub const SNAPSHOT_KEYS: &str = "keyway_snapshot_keys";
+pub const SNAPSHOT_RELOAD_FAILURES_TOTAL: &str = "keyway_snapshot_reload_failures_total";
+pub const CONNECTIONS_ACTIVE: &str = "keyway_connections_active";
+pub const AUDIT_DROPPED_TOTAL: &str = "keyway_audit_dropped_total";

@@ -1,0 +1,204 @@
+//! Prometheus text exposition of the merged shard metrics.
+
+use super::names;
+use super::shard::{Outcome, Published, ShardMetrics, UpstreamErrorKind};
+use std::fmt::Write;
+
+/// Gateway-wide gauges that do not come from shards.
+pub struct Gauges {
+    pub snapshot_generation: u64,
+    pub snapshot_keys: u64,
+    pub snapshot_reload_failures: u64,
+    pub audit_dropped: u64,
+}
+
+/// Renders all metrics. `routes` and `upstreams` name the indexed slots.
+pub fn render(
+    published: &Published,
+    routes: &[String],
+    upstreams: &[String],
+    g: &Gauges,
+) -> String {
+    let mut merged: Option<ShardMetrics> = None;
+    for slot in &published.shards {
+        let Ok(slot) = slot.lock() else { continue };
+        let Some(m) = slot.as_ref() else { continue };
+        match merged.as_mut() {
+            None => merged = Some(m.clone()),
+            Some(acc) => {
+                for (a, b) in acc.requests.iter_mut().zip(&m.requests) {
+                    *a += b;
+                }
+                for (a, b) in acc.upstream_errors.iter_mut().zip(&m.upstream_errors) {
+                    *a += b;
+                }
+                let _ = acc.request_us.add(&m.request_us);
+                let _ = acc.upstream_us.add(&m.upstream_us);
+                acc.connections_active += m.connections_active;
+            }
+        }
+    }
+    let mut out = String::with_capacity(8192);
+    let _ = writeln!(
+        out,
+        "# HELP {} Requests finished, by route and outcome.",
+        names::REQUESTS_TOTAL
+    );
+    let _ = writeln!(out, "# TYPE {} counter", names::REQUESTS_TOTAL);
+    if let Some(m) = &merged {
+        for (slot, chunk) in m.requests.chunks(Outcome::COUNT).enumerate() {
+            let route = routes.get(slot).map(String::as_str).unwrap_or("none");
+            for (i, &n) in chunk.iter().enumerate() {
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "{}{{route=\"{}\",outcome=\"{}\"}} {}",
+                        names::REQUESTS_TOTAL,
+                        escape(route),
+                        Outcome::from_index(i).label(),
+                        n
+                    );
+                }
+            }
+        }
+        summary(
+            &mut out,
+            names::REQUEST_DURATION,
+            "Time from request head to the end of the response.",
+            &m.request_us,
+        );
+        summary(
+            &mut out,
+            names::UPSTREAM_DURATION,
+            "Time from sending upstream to the upstream's response head.",
+            &m.upstream_us,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP {} Upstream failures by kind.",
+            names::UPSTREAM_ERRORS_TOTAL
+        );
+        let _ = writeln!(out, "# TYPE {} counter", names::UPSTREAM_ERRORS_TOTAL);
+        for (u, chunk) in m
+            .upstream_errors
+            .chunks(UpstreamErrorKind::ALL.len())
+            .enumerate()
+        {
+            for (k, &n) in chunk.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "{}{{upstream=\"{}\",kind=\"{}\"}} {}",
+                    names::UPSTREAM_ERRORS_TOTAL,
+                    escape(upstreams.get(u).map(String::as_str).unwrap_or("?")),
+                    UpstreamErrorKind::ALL[k].label(),
+                    n
+                );
+            }
+        }
+        gauge(
+            &mut out,
+            names::CONNECTIONS_ACTIVE,
+            "Open client connections.",
+            m.connections_active,
+        );
+    }
+    gauge(
+        &mut out,
+        names::SNAPSHOT_GENERATION,
+        "Generation of the key snapshot being served.",
+        g.snapshot_generation,
+    );
+    gauge(
+        &mut out,
+        names::SNAPSHOT_KEYS,
+        "Keys in the snapshot being served.",
+        g.snapshot_keys,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP {} Snapshot files refused on reload.",
+        names::SNAPSHOT_RELOAD_FAILURES_TOTAL
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE {} counter",
+        names::SNAPSHOT_RELOAD_FAILURES_TOTAL
+    );
+    let _ = writeln!(
+        out,
+        "{} {}",
+        names::SNAPSHOT_RELOAD_FAILURES_TOTAL,
+        g.snapshot_reload_failures
+    );
+    let _ = writeln!(
+        out,
+        "# HELP {} Audit records dropped because the writer fell behind.",
+        names::AUDIT_DROPPED_TOTAL
+    );
+    let _ = writeln!(out, "# TYPE {} counter", names::AUDIT_DROPPED_TOTAL);
+    let _ = writeln!(out, "{} {}", names::AUDIT_DROPPED_TOTAL, g.audit_dropped);
+    out
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, v: u64) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    let _ = writeln!(out, "{name} {v}");
+}
+
+/// A Prometheus summary (quantiles from the hdrhistogram, in seconds).
+fn summary(out: &mut String, name: &str, help: &str, h: &hdrhistogram::Histogram<u64>) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} summary");
+    for q in [0.5, 0.9, 0.99, 0.999] {
+        let v = h.value_at_quantile(q) as f64 / 1e6;
+        let _ = writeln!(out, "{name}{{quantile=\"{q}\"}} {v}");
+    }
+    let sum = h.mean() * h.len() as f64 / 1e6;
+    let _ = writeln!(out, "{name}_sum {sum}");
+    let _ = writeln!(out, "{name}_count {}", h.len());
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Problem;
+
+    #[test]
+    fn merges_shards_and_renders() {
+        let p = Published::new(2);
+        let mut a = ShardMetrics::new(1, 1);
+        a.request(Some(0), Outcome::Proxied, 100);
+        a.request(None, Outcome::Refused(Problem::NoRoute), 10);
+        let mut b = ShardMetrics::new(1, 1);
+        b.request(Some(0), Outcome::Proxied, 300);
+        b.upstream_error(0, UpstreamErrorKind::Timeout);
+        p.publish(0, &a);
+        p.publish(1, &b);
+        let text = render(
+            &p,
+            &["/v1/".to_string()],
+            &["api".to_string()],
+            &Gauges {
+                snapshot_generation: 3,
+                snapshot_keys: 10,
+                snapshot_reload_failures: 0,
+                audit_dropped: 0,
+            },
+        );
+        assert!(
+            text.contains("keyway_requests_total{route=\"/v1/\",outcome=\"proxied\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("keyway_requests_total{route=\"none\",outcome=\"no_route\"} 1"));
+        assert!(text.contains("keyway_upstream_errors_total{upstream=\"api\",kind=\"timeout\"} 1"));
+        assert!(text.contains("keyway_request_duration_seconds_count 3"));
+        assert!(text.contains("keyway_snapshot_generation 3"));
+    }
+}

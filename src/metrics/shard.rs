@@ -1,0 +1,143 @@
+//! One shard's counters and latency histograms.
+
+use crate::error::Problem;
+use hdrhistogram::Histogram;
+use std::sync::Mutex;
+
+/// What happened to a request, for `keyway_requests_total{outcome}`: forwarded and answered
+/// by the upstream, or refused by the gateway with a problem code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Proxied,
+    Refused(Problem),
+    /// The client went away or the exchange broke after the response started.
+    Aborted,
+}
+
+impl Outcome {
+    pub const COUNT: usize = Problem::ALL.len() + 2;
+
+    pub fn index(self) -> usize {
+        match self {
+            Outcome::Proxied => 0,
+            Outcome::Aborted => 1,
+            Outcome::Refused(p) => 2 + p.index(),
+        }
+    }
+
+    pub fn from_index(i: usize) -> Outcome {
+        match i {
+            0 => Outcome::Proxied,
+            1 => Outcome::Aborted,
+            i => Outcome::Refused(Problem::ALL[i - 2]),
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Proxied => "proxied",
+            Outcome::Aborted => "aborted",
+            Outcome::Refused(p) => p.code(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamErrorKind {
+    Connect,
+    Timeout,
+    Protocol,
+    Reset,
+    Overloaded,
+}
+
+impl UpstreamErrorKind {
+    pub const ALL: [UpstreamErrorKind; 5] = [
+        UpstreamErrorKind::Connect,
+        UpstreamErrorKind::Timeout,
+        UpstreamErrorKind::Protocol,
+        UpstreamErrorKind::Reset,
+        UpstreamErrorKind::Overloaded,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            UpstreamErrorKind::Connect => "connect",
+            UpstreamErrorKind::Timeout => "timeout",
+            UpstreamErrorKind::Protocol => "protocol",
+            UpstreamErrorKind::Reset => "reset",
+            UpstreamErrorKind::Overloaded => "overloaded",
+        }
+    }
+}
+
+/// Counters of one shard. Routes are indexed by position, with one extra slot for "no route".
+#[derive(Clone)]
+pub struct ShardMetrics {
+    pub routes: usize,
+    pub upstreams: usize,
+    /// `[route_slot * Outcome::COUNT + outcome]`
+    pub requests: Vec<u64>,
+    /// `[upstream * 5 + kind]`
+    pub upstream_errors: Vec<u64>,
+    /// Microseconds, 1 µs to 1 hour, 3 significant digits.
+    pub request_us: Histogram<u64>,
+    pub upstream_us: Histogram<u64>,
+    pub connections_active: u64,
+}
+
+impl ShardMetrics {
+    pub fn new(routes: usize, upstreams: usize) -> ShardMetrics {
+        let hist = || Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
+        ShardMetrics {
+            routes,
+            upstreams,
+            requests: vec![0; (routes + 1) * Outcome::COUNT],
+            upstream_errors: vec![0; upstreams * UpstreamErrorKind::ALL.len()],
+            request_us: hist(),
+            upstream_us: hist(),
+            connections_active: 0,
+        }
+    }
+
+    /// Counts one finished request. `route`: `None` when no route matched.
+    #[inline]
+    pub fn request(&mut self, route: Option<usize>, outcome: Outcome, total_us: u64) {
+        let slot = route.unwrap_or(self.routes);
+        self.requests[slot * Outcome::COUNT + outcome.index()] += 1;
+        self.request_us.saturating_record(total_us.max(1));
+    }
+
+    #[inline]
+    pub fn upstream_time(&mut self, us: u64) {
+        self.upstream_us.saturating_record(us.max(1));
+    }
+
+    #[inline]
+    pub fn upstream_error(&mut self, upstream: usize, kind: UpstreamErrorKind) {
+        let i = upstream * UpstreamErrorKind::ALL.len() + kind as usize;
+        self.upstream_errors[i] += 1;
+    }
+}
+
+/// The shards' latest published copies, read by the admin listener.
+pub struct Published {
+    pub shards: Vec<Mutex<Option<ShardMetrics>>>,
+}
+
+impl Published {
+    pub fn new(shards: usize) -> Published {
+        Published {
+            shards: (0..shards).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+
+    pub fn publish(&self, shard: usize, m: &ShardMetrics) {
+        if let Ok(mut slot) = self.shards[shard].lock() {
+            match slot.as_mut() {
+                Some(s) => s.clone_from(m),
+                None => *slot = Some(m.clone()),
+            }
+        }
+    }
+}

@@ -1,0 +1,610 @@
+//! The upstream exchange: check a connection out, send the re-serialised head and the body,
+//! read the response head, relay the response, and put the connection back only if the
+//! exchange ended cleanly.
+
+use super::client::ReadBuf;
+use super::heads::{
+    client_framing, write_request_head, write_response_head, ClientFraming, Forwarding,
+};
+use super::{refuse, Conn, Finished, RequestId};
+use crate::error::Problem;
+use crate::http::chunked::{ChunkedDecoder, LAST_CHUNK};
+use crate::http::response::{ResponseFraming, ResponseHead};
+use crate::http::write::push_chunk;
+use crate::http::{Framing, Method, Version};
+use crate::metrics::{Outcome, UpstreamErrorKind};
+use crate::shard::ShardCtx;
+use crate::upstream::PoolError;
+use futures_lite::AsyncWriteExt;
+use glommio::net::TcpStream;
+use std::io;
+use std::time::{Duration, Instant};
+
+/// Flush the serialisation buffer to the peer once it holds this much.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// The facts about the request still needed once its head bytes are consumed.
+#[derive(Clone, Copy)]
+struct ReqInfo {
+    version: Version,
+    keep_alive: bool,
+    framing: Framing,
+    expect_continue: bool,
+    is_head: bool,
+    /// No body and an idempotent method: may be resent on a fresh connection.
+    retryable: bool,
+    max_body: u64,
+}
+
+enum SendError {
+    Upstream,
+    ClientGone,
+    ClientTimeout,
+    TooLarge,
+    BadChunk(&'static str),
+}
+
+enum HeadError {
+    /// The upstream closed or reset before sending any byte of a response.
+    Closed,
+    Timeout,
+    Protocol(&'static str),
+}
+
+enum RelayError {
+    Upstream,
+    Client,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn forward(
+    ctx: &ShardCtx,
+    conn: &mut Conn,
+    route: usize,
+    rid: &RequestId,
+    identity: &[(&[u8], &[u8])],
+    strip_authorization: bool,
+) -> Finished {
+    let shared = &ctx.shared;
+    let t = &shared.config.timeouts;
+    let upstream = shared.route_upstream[route];
+    let pool = &ctx.pools[upstream];
+    let response_timeout = shared.config.upstreams[upstream]
+        .response_timeout
+        .unwrap_or(t.upstream_response);
+    let head = &conn.head;
+    let req = ReqInfo {
+        version: head.version,
+        keep_alive: head.keep_alive,
+        framing: head.framing,
+        expect_continue: head.expect_continue,
+        is_head: head.method == Method::Head,
+        retryable: head.framing == Framing::None && head.method.is_idempotent(),
+        max_body: shared.route_max_body[route],
+    };
+
+    let mut lease = match pool.checkout(Instant::now()).await {
+        Ok(lease) => lease,
+        Err(e) => {
+            let (problem, kind, detail) = match e {
+                PoolError::Overloaded => (
+                    Problem::Overloaded,
+                    UpstreamErrorKind::Overloaded,
+                    "every upstream connection is busy and the wait queue is full; retry later",
+                ),
+                PoolError::ConnectTimeout => (
+                    Problem::UpstreamTimeout,
+                    UpstreamErrorKind::Timeout,
+                    "connecting to the upstream timed out",
+                ),
+                PoolError::Connect(_) => (
+                    Problem::UpstreamUnavailable,
+                    UpstreamErrorKind::Connect,
+                    "the upstream refused the connection",
+                ),
+            };
+            ctx.metrics.borrow_mut().upstream_error(upstream, kind);
+            return refuse(ctx, conn, problem, detail, Some(route), true).await;
+        }
+    };
+    let _ = lease.stream.set_write_timeout(Some(response_timeout));
+
+    // The upstream head is written while the client's head bytes are still buffered.
+    conn.out.clear();
+    write_request_head(
+        &mut conn.out,
+        head,
+        conn.rb.pending(),
+        &Forwarding {
+            client_ip: conn.peer_ip,
+            request_id: rid.as_bytes(),
+            strip_authorization,
+            identity,
+        },
+    );
+    conn.rb.consume(head.head_len);
+
+    if req.expect_continue && req.framing != Framing::None && conn.rb.pending().is_empty() {
+        if conn
+            .stream
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await
+            .is_err()
+        {
+            return aborted(route);
+        }
+    }
+
+    let mut retried = false;
+    let upstream_started;
+    loop {
+        let sent_at = Instant::now();
+        match send_request(&mut lease.stream, conn, &req, t.body_idle).await {
+            Ok(_) => {}
+            Err(e) => {
+                let (problem, detail) = match e {
+                    SendError::Upstream => {
+                        if lease.reused && req.retryable && !retried {
+                            retried = true;
+                            match pool.reconnect(lease).await {
+                                Ok(fresh) => {
+                                    lease = fresh;
+                                    continue;
+                                }
+                                Err(_) => {
+                                    ctx.metrics
+                                        .borrow_mut()
+                                        .upstream_error(upstream, UpstreamErrorKind::Connect);
+                                    return finish_refusal(
+                                        ctx,
+                                        conn,
+                                        Problem::UpstreamUnavailable,
+                                        "the upstream connection failed",
+                                        route,
+                                        req,
+                                    )
+                                    .await;
+                                }
+                            }
+                        }
+                        ctx.metrics
+                            .borrow_mut()
+                            .upstream_error(upstream, UpstreamErrorKind::Reset);
+                        (
+                            Problem::UpstreamUnavailable,
+                            "the upstream connection failed while sending the request",
+                        )
+                    }
+                    SendError::ClientGone => return aborted(route),
+                    SendError::ClientTimeout => {
+                        (Problem::RequestTimeout, "request body not received in time")
+                    }
+                    SendError::TooLarge => (
+                        Problem::BodyTooLarge,
+                        "request body exceeds the body size limit",
+                    ),
+                    SendError::BadChunk(detail) => (Problem::BadRequest, detail),
+                };
+                // The request body was not fully read: the client connection closes.
+                return finish_refusal(
+                    ctx,
+                    conn,
+                    problem,
+                    detail,
+                    route,
+                    ReqInfo {
+                        keep_alive: false,
+                        ..req
+                    },
+                )
+                .await;
+            }
+        }
+        match read_response_head(
+            &mut lease.stream,
+            &mut conn.up,
+            &mut conn.resp,
+            req.is_head,
+            response_timeout,
+        )
+        .await
+        {
+            Ok(()) => {
+                upstream_started = sent_at;
+                break;
+            }
+            Err(HeadError::Closed) if lease.reused && req.retryable && !retried => {
+                retried = true;
+                match pool.reconnect(lease).await {
+                    Ok(fresh) => {
+                        // `out` still holds the head: retryable requests have no body.
+                        lease = fresh;
+                        continue;
+                    }
+                    Err(_) => {
+                        ctx.metrics
+                            .borrow_mut()
+                            .upstream_error(upstream, UpstreamErrorKind::Connect);
+                        return finish_refusal(
+                            ctx,
+                            conn,
+                            Problem::UpstreamUnavailable,
+                            "the upstream connection failed",
+                            route,
+                            req,
+                        )
+                        .await;
+                    }
+                }
+            }
+            Err(e) => {
+                let (problem, kind, detail) = match e {
+                    HeadError::Closed => (
+                        Problem::UpstreamUnavailable,
+                        UpstreamErrorKind::Reset,
+                        "the upstream closed the connection before answering",
+                    ),
+                    HeadError::Timeout => (
+                        Problem::UpstreamTimeout,
+                        UpstreamErrorKind::Timeout,
+                        "the upstream did not answer in time",
+                    ),
+                    HeadError::Protocol(detail) => (
+                        Problem::UpstreamProtocol,
+                        UpstreamErrorKind::Protocol,
+                        detail,
+                    ),
+                };
+                ctx.metrics.borrow_mut().upstream_error(upstream, kind);
+                return finish_refusal(ctx, conn, problem, detail, route, req).await;
+            }
+        }
+    }
+    ctx.metrics
+        .borrow_mut()
+        .upstream_time(upstream_started.elapsed().as_micros() as u64);
+
+    // Relay the response.
+    let resp = &conn.resp;
+    let framing = client_framing(resp.framing(), req.version);
+    let keep_alive = req.keep_alive && !ctx.draining.get() && framing != ClientFraming::Close;
+    conn.out.clear();
+    write_response_head(
+        &mut conn.out,
+        resp,
+        conn.up.pending(),
+        framing,
+        keep_alive,
+        req.version,
+        &[],
+        rid.as_bytes(),
+    );
+    let reusable = resp.reusable;
+    let upstream_framing = resp.framing();
+    conn.up.consume(resp.head_len);
+    let relayed = relay_body(
+        &mut lease.stream,
+        &mut conn.stream,
+        &mut conn.up,
+        &mut conn.out,
+        upstream_framing,
+        framing,
+        response_timeout,
+    )
+    .await;
+    match relayed {
+        Ok(_) => {
+            if reusable && conn.up.pending().is_empty() {
+                pool.checkin(lease, Instant::now());
+            }
+            Finished {
+                outcome: Outcome::Proxied,
+                route: Some(route),
+                keep_alive,
+            }
+        }
+        Err(e) => {
+            if matches!(e, RelayError::Upstream) {
+                ctx.metrics
+                    .borrow_mut()
+                    .upstream_error(upstream, UpstreamErrorKind::Reset);
+            }
+            // The response is cut short: closing is the only honest signal left.
+            aborted(route)
+        }
+    }
+}
+
+fn aborted(route: usize) -> Finished {
+    Finished {
+        outcome: Outcome::Aborted,
+        route: Some(route),
+        keep_alive: false,
+    }
+}
+
+/// A refusal after the client's head bytes were consumed: write the problem directly.
+async fn finish_refusal(
+    ctx: &ShardCtx,
+    conn: &mut Conn,
+    problem: Problem,
+    detail: &str,
+    route: usize,
+    req: ReqInfo,
+) -> Finished {
+    use crate::http::problem::{write_problem, ProblemExtras};
+    let keep_alive = req.keep_alive && !ctx.draining.get() && !problem.closes_connection();
+    conn.out.clear();
+    write_problem(
+        &mut conn.out,
+        problem,
+        &ProblemExtras {
+            detail,
+            request_id: b"",
+            close: !keep_alive,
+            headers: &[],
+        },
+    );
+    let ok = conn.stream.write_all(&conn.out).await.is_ok();
+    Finished {
+        outcome: Outcome::Refused(problem),
+        route: Some(route),
+        keep_alive: keep_alive && ok,
+    }
+}
+
+/// Sends the head in `conn.out` and the request body, re-framed. `out` is left holding the
+/// head when there is no body, so a retry can send it again.
+async fn send_request(
+    up: &mut TcpStream,
+    conn: &mut Conn,
+    req: &ReqInfo,
+    body_idle: Duration,
+) -> Result<u64, SendError> {
+    let out = &mut conn.out;
+    let rb = &mut conn.rb;
+    match req.framing {
+        Framing::None => {
+            up.write_all(out).await.map_err(|_| SendError::Upstream)?;
+            Ok(0)
+        }
+        Framing::Length(n) => {
+            let mut remaining = n;
+            let k = (remaining as usize).min(rb.pending().len()).min(FLUSH_AT);
+            out.extend_from_slice(&rb.pending()[..k]);
+            rb.consume(k);
+            remaining -= k as u64;
+            up.write_all(out).await.map_err(|_| SendError::Upstream)?;
+            while remaining > 0 {
+                if rb.pending().is_empty() {
+                    read_client(rb, &mut conn.stream, body_idle).await?;
+                }
+                let k = (remaining.min(rb.pending().len() as u64)) as usize;
+                up.write_all(&rb.pending()[..k])
+                    .await
+                    .map_err(|_| SendError::Upstream)?;
+                rb.consume(k);
+                remaining -= k as u64;
+            }
+            Ok(n)
+        }
+        Framing::Chunked => {
+            let mut decoder = ChunkedDecoder::new();
+            let mut total = 0u64;
+            loop {
+                while !rb.pending().is_empty() && !decoder.is_done() {
+                    let d = decoder
+                        .decode(rb.pending())
+                        .map_err(|e| SendError::BadChunk(e.detail()))?;
+                    if let Some((a, b)) = d.data {
+                        total += (b - a) as u64;
+                        if total > req.max_body {
+                            return Err(SendError::TooLarge);
+                        }
+                        push_chunk(out, &rb.pending()[a..b]);
+                    }
+                    rb.consume(d.consumed);
+                }
+                if decoder.is_done() {
+                    out.extend_from_slice(LAST_CHUNK);
+                    up.write_all(out).await.map_err(|_| SendError::Upstream)?;
+                    return Ok(total);
+                }
+                if out.len() >= FLUSH_AT || rb.pending().is_empty() {
+                    up.write_all(out).await.map_err(|_| SendError::Upstream)?;
+                    out.clear();
+                }
+                read_client(rb, &mut conn.stream, body_idle).await?;
+            }
+        }
+    }
+}
+
+async fn read_client(
+    rb: &mut ReadBuf,
+    stream: &mut TcpStream,
+    idle: Duration,
+) -> Result<(), SendError> {
+    match rb.fill(stream, idle).await {
+        Ok(0) => Err(SendError::ClientGone),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(SendError::ClientTimeout),
+        Err(_) => Err(SendError::ClientGone),
+    }
+}
+
+/// Reads the upstream's response head into `up`, skipping interim (1xx) responses.
+async fn read_response_head(
+    stream: &mut TcpStream,
+    up: &mut ReadBuf,
+    resp: &mut ResponseHead,
+    is_head: bool,
+    timeout: Duration,
+) -> Result<(), HeadError> {
+    up.clear();
+    let mut received = false;
+    loop {
+        if !up.pending().is_empty() {
+            match resp.parse(up.pending(), is_head, up_head_limit()) {
+                Ok(true) if (100..200).contains(&resp.status) && resp.status != 101 => {
+                    up.consume(resp.head_len);
+                    continue;
+                }
+                Ok(true) if resp.status == 101 => {
+                    return Err(HeadError::Protocol("upstream switched protocols unasked"))
+                }
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(detail) => return Err(HeadError::Protocol(detail)),
+            }
+        }
+        match up.fill(stream, timeout).await {
+            Ok(0) if !received => return Err(HeadError::Closed),
+            Ok(0) => {
+                return Err(HeadError::Protocol(
+                    "upstream closed in the middle of the response head",
+                ))
+            }
+            Ok(_) => received = true,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(HeadError::Timeout),
+            Err(e) if e.kind() == io::ErrorKind::OutOfMemory => {
+                return Err(HeadError::Protocol("upstream response head too large"))
+            }
+            Err(_) if !received => return Err(HeadError::Closed),
+            Err(_) => {
+                return Err(HeadError::Protocol(
+                    "upstream connection failed in the response head",
+                ))
+            }
+        }
+    }
+}
+
+fn up_head_limit() -> usize {
+    super::UPSTREAM_BUF - 1
+}
+
+/// Relays the response body from the upstream to the client, re-framed as `to`. `out` holds
+/// the response head, sent with the first body bytes.
+async fn relay_body(
+    up_stream: &mut TcpStream,
+    client: &mut TcpStream,
+    up: &mut ReadBuf,
+    out: &mut Vec<u8>,
+    from: ResponseFraming,
+    to: ClientFraming,
+    timeout: Duration,
+) -> Result<u64, RelayError> {
+    let mut sent = 0u64;
+    match from {
+        ResponseFraming::None => {
+            client
+                .write_all(out)
+                .await
+                .map_err(|_| RelayError::Client)?;
+        }
+        ResponseFraming::Length(n) => {
+            let mut remaining = n;
+            let k = (remaining.min(up.pending().len() as u64)) as usize;
+            out.extend_from_slice(&up.pending()[..k]);
+            up.consume(k);
+            remaining -= k as u64;
+            client
+                .write_all(out)
+                .await
+                .map_err(|_| RelayError::Client)?;
+            while remaining > 0 {
+                fill_upstream(up, up_stream, timeout).await?;
+                let k = (remaining.min(up.pending().len() as u64)) as usize;
+                client
+                    .write_all(&up.pending()[..k])
+                    .await
+                    .map_err(|_| RelayError::Client)?;
+                up.consume(k);
+                remaining -= k as u64;
+            }
+            sent = n;
+        }
+        ResponseFraming::Chunked => {
+            let mut decoder = ChunkedDecoder::new();
+            loop {
+                while !up.pending().is_empty() && !decoder.is_done() {
+                    let d = decoder
+                        .decode(up.pending())
+                        .map_err(|_| RelayError::Upstream)?;
+                    if let Some((a, b)) = d.data {
+                        sent += (b - a) as u64;
+                        reframe(out, &up.pending()[a..b], to);
+                    }
+                    up.consume(d.consumed);
+                }
+                if decoder.is_done() {
+                    if to == ClientFraming::Chunked {
+                        out.extend_from_slice(LAST_CHUNK);
+                    }
+                    client
+                        .write_all(out)
+                        .await
+                        .map_err(|_| RelayError::Client)?;
+                    out.clear();
+                    break;
+                }
+                if !out.is_empty() {
+                    client
+                        .write_all(out)
+                        .await
+                        .map_err(|_| RelayError::Client)?;
+                    out.clear();
+                }
+                fill_upstream(up, up_stream, timeout).await?;
+            }
+        }
+        ResponseFraming::UntilClose => loop {
+            let piece = up.pending();
+            sent += piece.len() as u64;
+            reframe(out, piece, to);
+            let n = piece.len();
+            up.consume(n);
+            if !out.is_empty() {
+                client
+                    .write_all(out)
+                    .await
+                    .map_err(|_| RelayError::Client)?;
+                out.clear();
+            }
+            match up.fill(up_stream, timeout).await {
+                Ok(0) => {
+                    if to == ClientFraming::Chunked {
+                        client
+                            .write_all(LAST_CHUNK)
+                            .await
+                            .map_err(|_| RelayError::Client)?;
+                    }
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => return Err(RelayError::Upstream),
+            }
+        },
+    }
+    Ok(sent)
+}
+
+fn reframe(out: &mut Vec<u8>, data: &[u8], to: ClientFraming) {
+    if to == ClientFraming::Chunked {
+        push_chunk(out, data);
+    } else {
+        out.extend_from_slice(data);
+    }
+}
+
+async fn fill_upstream(
+    up: &mut ReadBuf,
+    stream: &mut TcpStream,
+    timeout: Duration,
+) -> Result<(), RelayError> {
+    match up.fill(stream, timeout).await {
+        Ok(0) | Err(_) => Err(RelayError::Upstream),
+        Ok(_) => Ok(()),
+    }
+}

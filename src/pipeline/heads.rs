@@ -1,0 +1,248 @@
+//! Building the heads the gateway sends: the request head for the upstream (hop-by-hop and
+//! key headers removed, forwarding and identity headers added) and the response head for the
+//! client (re-framed for the client's HTTP version).
+
+use crate::http::headers::HeaderKind;
+use crate::http::response::{ResponseFraming, ResponseHead};
+use crate::http::write::HeadWriter;
+use crate::http::{Framing, RequestHead, Version};
+use std::net::IpAddr;
+
+/// What the gateway adds to a forwarded request.
+pub struct Forwarding<'a> {
+    pub client_ip: Option<IpAddr>,
+    pub request_id: &'a [u8],
+    /// The Authorization header carried the API key (Bearer) and must not be forwarded.
+    pub strip_authorization: bool,
+    /// Identity headers `(name, value)` for the upstream.
+    pub identity: &'a [(&'a [u8], &'a [u8])],
+}
+
+/// Writes the upstream request head. The body framing is re-declared by us: a chunked body is
+/// re-chunked, a Content-Length body keeps its length.
+pub fn write_request_head(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], fwd: &Forwarding<'_>) {
+    let mut w = HeadWriter::new(out);
+    w.request_line(head.method_span.get(buf), head.target.get(buf));
+    let mut xff: Option<&[u8]> = None;
+    let mut forwarded: Option<&[u8]> = None;
+    for h in &head.headers {
+        let name = h.name.get(buf);
+        let value = h.value.get(buf);
+        match h.kind {
+            HeaderKind::Other | HeaderKind::Host => {
+                if !head.connection_drops.is_empty() && head.listed_in_connection(buf, name) {
+                    continue;
+                }
+                w.header(name, value);
+            }
+            HeaderKind::Authorization if !fwd.strip_authorization => w.header(name, value),
+            HeaderKind::XForwardedFor => xff = Some(value),
+            HeaderKind::Forwarded => forwarded = Some(value),
+            // Framing is re-declared below; hop-by-hop, Expect (answered by us), the key, the
+            // request id (re-set) and every client-sent identity header are dropped.
+            _ => {}
+        }
+    }
+    match head.framing {
+        Framing::Length(n) => w.header_u64(b"Content-Length", n),
+        Framing::Chunked => w.header(b"Transfer-Encoding", b"chunked"),
+        Framing::None => {
+            if head
+                .headers
+                .iter()
+                .any(|h| h.kind == HeaderKind::ContentLength)
+            {
+                w.header(b"Content-Length", b"0");
+            }
+        }
+    }
+    if let Some(ip) = fwd.client_ip {
+        let mut ipbuf = [0u8; 64];
+        let ip_text = format_ip(ip, &mut ipbuf);
+        w.out.extend_from_slice(b"x-forwarded-for: ");
+        if let Some(prev) = xff.filter(|v| !v.is_empty()) {
+            w.out.extend_from_slice(prev);
+            w.out.extend_from_slice(b", ");
+        }
+        w.out.extend_from_slice(ip_text);
+        w.out.extend_from_slice(b"\r\nforwarded: ");
+        if let Some(prev) = forwarded.filter(|v| !v.is_empty()) {
+            w.out.extend_from_slice(prev);
+            w.out.extend_from_slice(b", ");
+        }
+        w.out.extend_from_slice(b"for=");
+        if ip.is_ipv6() {
+            w.out.extend_from_slice(b"\"[");
+            w.out.extend_from_slice(ip_text);
+            w.out.extend_from_slice(b"]\"");
+        } else {
+            w.out.extend_from_slice(ip_text);
+        }
+        w.out.extend_from_slice(b";proto=http\r\n");
+    }
+    w.header(b"x-request-id", fwd.request_id);
+    for (name, value) in fwd.identity {
+        w.header(name, value);
+    }
+    w.end();
+}
+
+fn format_ip(ip: IpAddr, buf: &mut [u8; 64]) -> &[u8] {
+    use std::io::Write;
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    let _ = write!(cursor, "{ip}");
+    let n = cursor.position() as usize;
+    &buf[..n]
+}
+
+/// How the response body travels to the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientFraming {
+    None,
+    Length(u64),
+    Chunked,
+    /// HTTP/1.0 client and no length: the body ends when we close.
+    Close,
+}
+
+/// Chooses the client framing for an upstream framing.
+pub fn client_framing(upstream: ResponseFraming, client: Version) -> ClientFraming {
+    match (upstream, client) {
+        (ResponseFraming::None, _) => ClientFraming::None,
+        (ResponseFraming::Length(n), _) => ClientFraming::Length(n),
+        (ResponseFraming::Chunked | ResponseFraming::UntilClose, Version::Http11) => {
+            ClientFraming::Chunked
+        }
+        (ResponseFraming::Chunked | ResponseFraming::UntilClose, Version::Http10) => {
+            ClientFraming::Close
+        }
+    }
+}
+
+/// Writes the client response head. `keep_alive`: whether the connection stays open.
+pub fn write_response_head(
+    out: &mut Vec<u8>,
+    resp: &ResponseHead,
+    ubuf: &[u8],
+    framing: ClientFraming,
+    keep_alive: bool,
+    client_version: Version,
+    extra: &[(&[u8], &[u8])],
+    request_id: &[u8],
+) {
+    let mut w = HeadWriter::new(out);
+    w.status_line(resp.status, resp.reason.get(ubuf));
+    let mut has_request_id = false;
+    for h in &resp.headers {
+        let name = h.name.get(ubuf);
+        match h.kind {
+            HeaderKind::ContentLength => {
+                // HEAD and 304 answers describe the representation: keep their length.
+                if framing == ClientFraming::None && resp.status != 204 && resp.status >= 200 {
+                    w.header(name, h.value.get(ubuf));
+                }
+            }
+            HeaderKind::TransferEncoding
+            | HeaderKind::Connection
+            | HeaderKind::HopByHop
+            | HeaderKind::Upgrade => {}
+            _ => {
+                if !resp.connection_drops.is_empty() && resp.listed_in_connection(ubuf, name) {
+                    continue;
+                }
+                has_request_id |= h.kind == HeaderKind::XRequestId;
+                w.header(name, h.value.get(ubuf));
+            }
+        }
+    }
+    match framing {
+        ClientFraming::Length(n) => w.header_u64(b"Content-Length", n),
+        ClientFraming::Chunked => w.header(b"Transfer-Encoding", b"chunked"),
+        ClientFraming::None | ClientFraming::Close => {}
+    }
+    if !has_request_id {
+        w.header(b"x-request-id", request_id);
+    }
+    for (name, value) in extra {
+        w.header(name, value);
+    }
+    if !keep_alive {
+        w.header(b"Connection", b"close");
+    } else if client_version == Version::Http10 {
+        w.header(b"Connection", b"keep-alive");
+    }
+    w.end();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{HeadLimits, KnownHeaders};
+
+    #[test]
+    fn upstream_head_drops_key_hop_by_hop_and_spoofed_identity() {
+        let raw = b"POST /v1/x?y=1 HTTP/1.1\r\nHost: api\r\nx-api-key: secret\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nx-keyway-tenant: evil\r\nx_keyway_plan: evil\r\nX-Forwarded-For: 10.0.0.1\r\nx-request-id: client\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\nAccept: */*\r\n\r\n";
+        let mut head = RequestHead::default();
+        assert_eq!(
+            head.parse(raw, &HeadLimits::default(), &KnownHeaders::default()),
+            Ok(true)
+        );
+        let mut out = Vec::new();
+        write_request_head(
+            &mut out,
+            &head,
+            raw,
+            &Forwarding {
+                client_ip: Some("127.0.0.1".parse().unwrap()),
+                request_id: b"rid",
+                strip_authorization: true,
+                identity: &[(b"x-keyway-tenant", b"acme")],
+            },
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "POST /v1/x?y=1 HTTP/1.1\r\nHost: api\r\nAccept: */*\r\nTransfer-Encoding: chunked\r\nx-forwarded-for: 10.0.0.1, 127.0.0.1\r\nforwarded: for=127.0.0.1;proto=http\r\nx-request-id: rid\r\nx-keyway-tenant: acme\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn ipv6_forwarded_is_quoted() {
+        let raw = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        let mut head = RequestHead::default();
+        head.parse(raw, &HeadLimits::default(), &KnownHeaders::default())
+            .unwrap();
+        let mut out = Vec::new();
+        write_request_head(
+            &mut out,
+            &head,
+            raw,
+            &Forwarding {
+                client_ip: Some("::1".parse().unwrap()),
+                request_id: b"r",
+                strip_authorization: false,
+                identity: &[],
+            },
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("forwarded: for=\"[::1]\";proto=http\r\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn response_head_is_reframed() {
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-A: 1\r\n\r\n";
+        let mut resp = ResponseHead::default();
+        assert_eq!(resp.parse(raw, false, 65536), Ok(true));
+        let mut out = Vec::new();
+        let f = client_framing(resp.framing(), Version::Http10);
+        assert_eq!(f, ClientFraming::Close);
+        write_response_head(&mut out, &resp, raw, f, false, Version::Http10, &[], b"r");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\nX-A: 1\r\nx-request-id: r\r\nConnection: close\r\n\r\n"
+        );
+    }
+}

@@ -1,0 +1,313 @@
+//! Per connection: read head -> route -> auth -> policy -> limit -> forward -> account.
+//!
+//! One task per client connection, on the shard that accepted it. Requests on a connection
+//! are handled one after another (pipelined requests wait in the read buffer and are parsed
+//! and checked on their own). Each step either passes the request on or answers it with a
+//! [`Problem`]; only [`forward`] talks to an upstream.
+
+pub mod client;
+mod forward;
+pub mod heads;
+
+use crate::error::Problem;
+use crate::http::problem::{write_problem, ProblemExtras};
+use crate::http::response::ResponseHead;
+use crate::http::{Framing, HeadError, RequestHead};
+use crate::metrics::Outcome;
+use crate::policy::route::check_path;
+use crate::shard::ShardCtx;
+use client::ReadBuf;
+use futures_lite::AsyncWriteExt;
+use glommio::net::TcpStream;
+use std::io;
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+/// Upstream read buffer size (response heads must fit; bodies pass through in pieces).
+const UPSTREAM_BUF: usize = 64 * 1024;
+
+/// A client connection and the buffers its requests reuse.
+pub struct Conn {
+    pub stream: TcpStream,
+    pub rb: ReadBuf,
+    pub head: RequestHead,
+    pub peer_ip: Option<IpAddr>,
+    /// Serialisation buffer for heads and re-framed body pieces.
+    pub out: Vec<u8>,
+    /// Upstream read buffer.
+    pub up: ReadBuf,
+    pub resp: ResponseHead,
+}
+
+/// A request id: the client's if it sent a sane one, else ours.
+pub struct RequestId {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl RequestId {
+    fn for_request(ctx: &ShardCtx, client_value: Option<&[u8]>) -> RequestId {
+        let mut id = RequestId {
+            bytes: [0; 64],
+            len: 0,
+        };
+        match client_value {
+            Some(v)
+                if !v.is_empty()
+                    && v.len() <= 64
+                    && v.iter()
+                        .all(|&b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) =>
+            {
+                id.bytes[..v.len()].copy_from_slice(v);
+                id.len = v.len();
+            }
+            _ => {
+                let mut fresh = [0u8; 24];
+                ctx.request_ids.next(&mut fresh);
+                id.bytes[..24].copy_from_slice(&fresh);
+                id.len = 24;
+            }
+        }
+        id
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// How a request ended, for the connection loop and accounting.
+pub struct Finished {
+    pub outcome: Outcome,
+    pub route: Option<usize>,
+    pub keep_alive: bool,
+}
+
+enum HeadRead {
+    Ready,
+    /// Clean end: the client closed or idled out between requests.
+    Closed,
+    Refused(HeadError),
+}
+
+/// Serves one client connection until it closes, errs, or the shard drains.
+pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
+    let peer_ip = stream.peer_addr().ok().map(|a| a.ip());
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(Some(ctx.shared.config.timeouts.body_idle));
+    ctx.metrics.borrow_mut().connections_active += 1;
+    let mut conn = Conn {
+        stream,
+        rb: ReadBuf::new(ctx.shared.client_buf),
+        head: RequestHead::default(),
+        peer_ip,
+        out: Vec::with_capacity(4096),
+        up: ReadBuf::new(UPSTREAM_BUF),
+        resp: ResponseHead::default(),
+    };
+    let mut first = true;
+    loop {
+        if ctx.draining.get() && !first {
+            break;
+        }
+        conn.rb.compact();
+        match read_head(&ctx, &mut conn, first).await {
+            HeadRead::Closed => break,
+            HeadRead::Refused(e) => {
+                let started = Instant::now();
+                let _ = refuse(&ctx, &mut conn, e.problem, e.detail, None, false).await;
+                ctx.metrics.borrow_mut().request(
+                    None,
+                    Outcome::Refused(e.problem),
+                    started.elapsed().as_micros() as u64,
+                );
+                break;
+            }
+            HeadRead::Ready => {}
+        }
+        let started = Instant::now();
+        ctx.in_flight.set(ctx.in_flight.get() + 1);
+        let done = handle(&ctx, &mut conn).await;
+        ctx.in_flight.set(ctx.in_flight.get() - 1);
+        ctx.metrics.borrow_mut().request(
+            done.route,
+            done.outcome,
+            started.elapsed().as_micros() as u64,
+        );
+        if !done.keep_alive {
+            break;
+        }
+        first = false;
+    }
+    let _ = conn.stream.close().await;
+    ctx.metrics.borrow_mut().connections_active -= 1;
+}
+
+/// Reads until a whole head is buffered and parsed. The first byte may take up to the
+/// keep-alive idle time (the head timeout on a new connection); from then on the whole head
+/// must arrive within the head timeout, however it is trickled in.
+async fn read_head(ctx: &ShardCtx, conn: &mut Conn, first: bool) -> HeadRead {
+    let t = &ctx.shared.config.timeouts;
+    let mut deadline: Option<Instant> = None;
+    loop {
+        if !conn.rb.pending().is_empty() {
+            match conn.head.parse(
+                conn.rb.pending(),
+                &ctx.shared.head_limits,
+                &ctx.shared.known,
+            ) {
+                Ok(true) => return HeadRead::Ready,
+                Ok(false) => {}
+                Err(e) => return HeadRead::Refused(e),
+            }
+        }
+        let now = Instant::now();
+        let wait = match deadline {
+            Some(d) => {
+                if now >= d {
+                    return HeadRead::Refused(timeout_error());
+                }
+                d - now
+            }
+            None if first => t.head,
+            None => t.keepalive_idle,
+        };
+        match conn.rb.fill(&mut conn.stream, wait).await {
+            Ok(0) => return HeadRead::Closed,
+            Ok(_) => {
+                if deadline.is_none() {
+                    deadline = Some(now + t.head);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                return if conn.rb.pending().is_empty() && deadline.is_none() {
+                    HeadRead::Closed
+                } else {
+                    HeadRead::Refused(timeout_error())
+                };
+            }
+            Err(_) => return HeadRead::Closed,
+        }
+    }
+}
+
+fn timeout_error() -> HeadError {
+    HeadError {
+        problem: Problem::RequestTimeout,
+        detail: "request head not received in time",
+    }
+}
+
+/// One request whose head is parsed: the pipeline's steps in order.
+async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
+    let shared = &ctx.shared;
+    let buf = conn.rb.pending();
+    let head = &conn.head;
+    let rid = RequestId::for_request(ctx, head.x_request_id.map(|s| s.get(buf)));
+
+    // Route.
+    let path = head.path.get(buf);
+    if let Err(e) = check_path(path) {
+        return refuse(ctx, conn, e.problem, e.detail, None, true).await;
+    }
+    let Some(route) = shared.routes.find(head.host.map(|h| h.get(buf)), path) else {
+        return refuse(
+            ctx,
+            conn,
+            Problem::NoRoute,
+            "no route matches this path",
+            None,
+            true,
+        )
+        .await;
+    };
+    let route_cfg = &shared.config.routes[route];
+    if head.upgrade && !route_cfg.allow_upgrade {
+        return refuse(
+            ctx,
+            conn,
+            Problem::BadRequest,
+            "protocol upgrade is not allowed on this route",
+            Some(route),
+            true,
+        )
+        .await;
+    }
+
+    // Authenticate.
+    if !route_cfg.public {
+        return refuse(
+            ctx,
+            conn,
+            Problem::KeysUnavailable,
+            "no key table is loaded; build one with `keyway snapshot build` and reload",
+            Some(route),
+            true,
+        )
+        .await;
+    }
+
+    // Policy: body size is refused from the declared length, before any body byte is read.
+    if let Framing::Length(n) = head.framing {
+        if n > shared.route_max_body[route] {
+            return refuse(
+                ctx,
+                conn,
+                Problem::BodyTooLarge,
+                "declared Content-Length exceeds the body size limit",
+                Some(route),
+                true,
+            )
+            .await;
+        }
+    }
+
+    forward::forward(ctx, conn, route, &rid, &[], false).await
+}
+
+/// Answers the current request with a problem. `head_parsed`: the head is valid, so its
+/// keep-alive and framing can be honoured; otherwise the connection closes.
+async fn refuse(
+    ctx: &ShardCtx,
+    conn: &mut Conn,
+    problem: Problem,
+    detail: &str,
+    route: Option<usize>,
+    head_parsed: bool,
+) -> Finished {
+    // A pending request body has not been read: the connection cannot be reused.
+    let keep_alive = head_parsed
+        && conn.head.keep_alive
+        && conn.head.framing == Framing::None
+        && !problem.closes_connection()
+        && !ctx.draining.get();
+    let rid = if head_parsed {
+        RequestId::for_request(
+            ctx,
+            conn.head.x_request_id.map(|s| s.get(conn.rb.pending())),
+        )
+    } else {
+        RequestId::for_request(ctx, None)
+    };
+    conn.out.clear();
+    write_problem(
+        &mut conn.out,
+        problem,
+        &ProblemExtras {
+            detail,
+            request_id: rid.as_bytes(),
+            close: !keep_alive,
+            headers: &[],
+        },
+    );
+    if head_parsed {
+        conn.rb.consume(conn.head.head_len);
+    }
+    let written = conn.stream.write_all(&conn.out).await;
+    Finished {
+        outcome: Outcome::Refused(problem),
+        route,
+        keep_alive: keep_alive && written.is_ok(),
+    }
+}

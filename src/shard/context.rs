@@ -1,0 +1,172 @@
+//! What a shard holds: the gateway-wide immutable [`Shared`] state and its own
+//! [`ShardCtx`] (pools, counters, flags), which only its thread ever touches.
+
+use crate::config::Config;
+use crate::http::{HeadLimits, KnownHeaders};
+use crate::metrics::{Published, ShardMetrics};
+use crate::policy::RouteTable;
+use crate::upstream::Pool;
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+
+/// Built once from the configuration; read by every shard.
+pub struct Shared {
+    pub config: Config,
+    pub routes: RouteTable,
+    /// `[[routes]]` index -> `upstreams` index.
+    pub route_upstream: Vec<usize>,
+    /// `[[routes]]` index -> effective body limit (route's, capped by `[limits]`).
+    pub route_max_body: Vec<u64>,
+    pub known: KnownHeaders,
+    pub head_limits: HeadLimits,
+    /// Client read buffer size: a whole head at the limit plus room for body bytes.
+    pub client_buf: usize,
+    pub published: Published,
+    /// Any route needs a key (so serving needs a loaded key table).
+    pub has_keyed_routes: bool,
+}
+
+impl Shared {
+    pub fn new(config: Config, shards: usize) -> Shared {
+        let routes = RouteTable::new(
+            config
+                .routes
+                .iter()
+                .map(|r| (r.path_prefix.as_str(), r.host.as_deref())),
+        );
+        let route_upstream = config
+            .routes
+            .iter()
+            .map(|r| config.upstream_index(&r.upstream).unwrap_or(0))
+            .collect();
+        let route_max_body = config
+            .routes
+            .iter()
+            .map(|r| {
+                r.max_body_bytes
+                    .unwrap_or(config.limits.max_body_bytes)
+                    .min(config.limits.max_body_bytes)
+            })
+            .collect();
+        let known = KnownHeaders {
+            api_key: config.keys.header.as_bytes().into(),
+            identity: [
+                &config.identity.key_id_header,
+                &config.identity.tenant_header,
+                &config.identity.plan_header,
+                &config.identity.scopes_header,
+            ]
+            .iter()
+            .map(|s| s.as_bytes().into())
+            .collect(),
+            meta_prefix: config.identity.meta_prefix.as_bytes().into(),
+        };
+        let head_limits = HeadLimits {
+            max_request_line: config.limits.max_request_line,
+            max_head_bytes: config.limits.max_head_bytes,
+            max_headers: config.limits.max_headers,
+        };
+        let client_buf = head_limits.max_head_bytes.max(head_limits.max_request_line) + 16 * 1024;
+        let has_keyed_routes = config.routes.iter().any(|r| !r.public);
+        Shared {
+            routes,
+            route_upstream,
+            route_max_body,
+            known,
+            head_limits,
+            client_buf,
+            published: Published::new(shards),
+            has_keyed_routes,
+            config,
+        }
+    }
+}
+
+/// Per-request id source: a random per-shard prefix and a counter, so ids are unique across
+/// shards and restarts without any shared state.
+pub struct RequestIds {
+    prefix: u64,
+    next: Cell<u64>,
+}
+
+impl RequestIds {
+    pub fn new(shard: usize) -> RequestIds {
+        let mut seed = [0u8; 8];
+        let _ = getrandom::getrandom(&mut seed);
+        RequestIds {
+            prefix: u64::from_le_bytes(seed) ^ (shard as u64).rotate_left(56),
+            next: Cell::new(0),
+        }
+    }
+
+    /// Writes a fresh 24-hex-digit id into `out`.
+    pub fn next(&self, out: &mut [u8; 24]) {
+        let n = self.next.get();
+        self.next.set(n.wrapping_add(1));
+        let mut v = ((self.prefix as u128) << 32) | u128::from(n as u32);
+        for b in out.iter_mut().rev() {
+            *b = b"0123456789abcdef"[(v & 15) as usize];
+            v >>= 4;
+        }
+    }
+}
+
+/// One shard's own state. Never shared with another thread.
+pub struct ShardCtx {
+    pub id: usize,
+    pub shared: Arc<Shared>,
+    /// `upstreams` index -> this shard's pool.
+    pub pools: Vec<Pool>,
+    pub metrics: RefCell<ShardMetrics>,
+    /// Stop taking new requests; close connections after the current one.
+    pub draining: Cell<bool>,
+    /// Requests between a complete head and the end of their response.
+    pub in_flight: Cell<usize>,
+    pub request_ids: RequestIds,
+}
+
+impl ShardCtx {
+    pub fn new(id: usize, shared: Arc<Shared>) -> ShardCtx {
+        let c = &shared.config;
+        let pools = c
+            .upstreams
+            .iter()
+            .map(|u| {
+                Pool::new(
+                    &u.name,
+                    &u.servers,
+                    u.pool_size,
+                    u.queue,
+                    u.connect_timeout.unwrap_or(c.timeouts.upstream_connect),
+                    c.timeouts.keepalive_idle,
+                )
+            })
+            .collect();
+        let metrics = ShardMetrics::new(c.routes.len(), c.upstreams.len());
+        ShardCtx {
+            id,
+            pools,
+            metrics: RefCell::new(metrics),
+            draining: Cell::new(false),
+            in_flight: Cell::new(0),
+            request_ids: RequestIds::new(id),
+            shared,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_distinct_hex() {
+        let ids = RequestIds::new(0);
+        let mut a = [0u8; 24];
+        let mut b = [0u8; 24];
+        ids.next(&mut a);
+        ids.next(&mut b);
+        assert_ne!(a, b);
+        assert!(a.iter().all(|c| c.is_ascii_hexdigit()));
+    }
+}

@@ -1,0 +1,214 @@
+//! A per-shard keep-alive pool for one named upstream: round-robin over its servers, at most
+//! `pool_size` connections per server, a bounded wait queue beyond that.
+//!
+//! A connection goes back to the pool only through [`Pool::checkin`], which the pipeline calls
+//! after a response was relayed completely and the upstream allowed reuse. Dropping a
+//! [`Lease`] instead closes the socket: a connection that failed, timed out or was left in the
+//! middle of a message is never reused.
+
+use glommio::net::TcpStream;
+use glommio::sync::{Semaphore, StaticPermit};
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+pub enum PoolError {
+    /// Every connection is busy and the wait queue is full, or the wait timed out.
+    Overloaded,
+    /// No server accepted a connection.
+    Connect(std::io::Error),
+    /// Connecting took longer than the connect timeout.
+    ConnectTimeout,
+}
+
+struct Idle {
+    stream: TcpStream,
+    since: Instant,
+}
+
+struct Server {
+    addr: SocketAddr,
+    idle: RefCell<Vec<Idle>>,
+    permits: Rc<Semaphore>,
+    waiting: Cell<usize>,
+}
+
+/// A connection checked out of the pool.
+pub struct Lease {
+    pub stream: TcpStream,
+    /// Taken from the idle list (so it may have been closed by the upstream meanwhile).
+    pub reused: bool,
+    server: usize,
+    _permit: StaticPermit,
+}
+
+impl Lease {
+    pub fn server_addr<'a>(&self, pool: &'a Pool) -> &'a SocketAddr {
+        &pool.servers[self.server].addr
+    }
+}
+
+pub struct Pool {
+    pub name: Rc<str>,
+    servers: Vec<Server>,
+    next: Cell<usize>,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    queue: usize,
+}
+
+impl Pool {
+    pub fn new(
+        name: &str,
+        addrs: &[SocketAddr],
+        pool_size: usize,
+        queue: usize,
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+    ) -> Pool {
+        Pool {
+            name: name.into(),
+            servers: addrs
+                .iter()
+                .map(|&addr| Server {
+                    addr,
+                    idle: RefCell::new(Vec::with_capacity(pool_size.min(1024))),
+                    permits: Rc::new(Semaphore::new(pool_size as u64)),
+                    waiting: Cell::new(0),
+                })
+                .collect(),
+            next: Cell::new(0),
+            connect_timeout,
+            idle_timeout,
+            queue,
+        }
+    }
+
+    /// A connection to one of the servers: an idle one if there is one, else a new one. A
+    /// server that refuses is skipped for the next one, each tried at most once.
+    pub async fn checkout(&self, now: Instant) -> Result<Lease, PoolError> {
+        let n = self.servers.len();
+        let first = self.next.get();
+        self.next.set((first + 1) % n);
+        let mut last_err = PoolError::Overloaded;
+        for i in 0..n {
+            let s = (first + i) % n;
+            let server = &self.servers[s];
+            let permit = match server.permits.try_acquire_static_permit(1) {
+                Ok(p) => p,
+                Err(_) => {
+                    if server.waiting.get() >= self.queue {
+                        last_err = PoolError::Overloaded;
+                        continue;
+                    }
+                    server.waiting.set(server.waiting.get() + 1);
+                    let wait = glommio::timer::timeout(self.connect_timeout, async {
+                        server
+                            .permits
+                            .acquire_static_permit(1)
+                            .await
+                            .map_err(|e| e.into())
+                    })
+                    .await;
+                    server.waiting.set(server.waiting.get() - 1);
+                    match wait {
+                        Ok(p) => p,
+                        Err(_) => {
+                            last_err = PoolError::Overloaded;
+                            continue;
+                        }
+                    }
+                }
+            };
+            if let Some(stream) = self.take_idle(server, now) {
+                return Ok(Lease {
+                    stream,
+                    reused: true,
+                    server: s,
+                    _permit: permit,
+                });
+            }
+            match TcpStream::connect_timeout(server.addr, self.connect_timeout).await {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    return Ok(Lease {
+                        stream,
+                        reused: false,
+                        server: s,
+                        _permit: permit,
+                    });
+                }
+                Err(e) => {
+                    let e = std::io::Error::from(e);
+                    last_err = if e.kind() == std::io::ErrorKind::TimedOut {
+                        PoolError::ConnectTimeout
+                    } else {
+                        PoolError::Connect(e)
+                    };
+                }
+            }
+        }
+        Err(last_err)
+    }
+
+    /// A fresh connection to the same server as `lease` (after a reused one proved dead).
+    pub async fn reconnect(&self, lease: Lease) -> Result<Lease, PoolError> {
+        let Lease {
+            server, _permit, ..
+        } = lease;
+        let addr = self.servers[server].addr;
+        match TcpStream::connect_timeout(addr, self.connect_timeout).await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                Ok(Lease {
+                    stream,
+                    reused: false,
+                    server,
+                    _permit,
+                })
+            }
+            Err(e) => {
+                let e = std::io::Error::from(e);
+                Err(if e.kind() == std::io::ErrorKind::TimedOut {
+                    PoolError::ConnectTimeout
+                } else {
+                    PoolError::Connect(e)
+                })
+            }
+        }
+    }
+
+    /// Returns a connection that finished a message cleanly and may carry another.
+    pub fn checkin(&self, lease: Lease, now: Instant) {
+        let server = &self.servers[lease.server];
+        server.idle.borrow_mut().push(Idle {
+            stream: lease.stream,
+            since: now,
+        });
+        // The permit drops here and wakes a waiter, who will find this connection idle.
+    }
+
+    fn take_idle(&self, server: &Server, now: Instant) -> Option<TcpStream> {
+        let mut idle = server.idle.borrow_mut();
+        // Most recently used first: it is the least likely to have been closed by the peer.
+        while let Some(conn) = idle.pop() {
+            if now.saturating_duration_since(conn.since) < self.idle_timeout {
+                return Some(conn.stream);
+            }
+        }
+        None
+    }
+
+    /// Drops every idle connection (shutdown).
+    pub fn clear(&self) {
+        for s in &self.servers {
+            s.idle.borrow_mut().clear();
+        }
+    }
+
+    pub fn idle_count(&self) -> usize {
+        self.servers.iter().map(|s| s.idle.borrow().len()).sum()
+    }
+}

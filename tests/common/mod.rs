@@ -1,0 +1,412 @@
+//! Shared helpers for the integration tests: start the real `keyway` binary and the
+//! loadtest crate's echo upstream on 127.0.0.1 port 0, and talk to them over raw TCP.
+//!
+//! Every wait here is bounded; processes are killed when their guard drops.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The keyway binary under test.
+pub fn keyway_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_keyway"))
+}
+
+/// The loadtest binary, built beside ours by `cargo test --workspace`.
+pub fn loadtest_bin() -> PathBuf {
+    let dir = keyway_bin().parent().unwrap().to_path_buf();
+    let bin = dir.join("keyway-loadtest");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` so the loadtest upstream is built",
+        bin.display()
+    );
+    bin
+}
+
+/// Spawns `cmd`, waits (bounded) for a stdout line containing `marker`, returns the child and
+/// that line. Later stdout lines are drained in the background.
+fn spawn_until(mut cmd: Command, marker: &str) -> (Child, String) {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let marker = marker.to_string();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if !sent && line.contains(&marker) {
+                let _ = tx.send(line);
+                sent = true;
+            }
+        }
+    });
+    let (etx, erx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = etx.send(line);
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(line) => {
+            // Keep stderr flowing so the child never blocks on a full pipe.
+            std::thread::spawn(move || while erx.recv().is_ok() {});
+            (child, line)
+        }
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let errors: Vec<String> = erx.try_iter().collect();
+            panic!(
+                "process did not become ready; stderr:\n{}",
+                errors.join("\n")
+            );
+        }
+    }
+}
+
+fn addr_after(line: &str, word: &str) -> SocketAddr {
+    let rest = &line[line
+        .find(word)
+        .unwrap_or_else(|| panic!("{word} in {line}"))
+        + word.len()..];
+    let token: String = rest
+        .trim_start()
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != ')' && *c != ',')
+        .collect();
+    token
+        .parse()
+        .unwrap_or_else(|_| panic!("address in {line:?}"))
+}
+
+/// The loadtest crate's upstream in `--echo` mode.
+pub struct Upstream {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Upstream {
+    pub fn echo() -> Upstream {
+        let mut cmd = Command::new(loadtest_bin());
+        cmd.args(["upstream", "--echo", "--listen", "127.0.0.1:0"]);
+        let (child, line) = spawn_until(cmd, "listening on");
+        Upstream {
+            child,
+            addr: addr_after(&line, "listening on"),
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A running `keyway serve` with its own temporary state directory.
+pub struct Gateway {
+    child: Child,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Starts keyway with a config whose `[server]` section is ours and whose remaining
+    /// sections are `rest` (upstreams, routes, limits...).
+    pub fn start(rest: &str, shards: usize) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nshards = {shards}\nstate_dir = \"{}\"\n\n{rest}",
+            dir.path().display()
+        );
+        let path = dir.path().join("keyway.toml");
+        std::fs::write(&path, config).unwrap();
+        Gateway::start_with(dir, &path)
+    }
+
+    pub fn start_with(dir: tempfile::TempDir, config: &Path) -> Gateway {
+        let mut cmd = Command::new(keyway_bin());
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(config)
+            .env("KEYWAY_LOG", "warn");
+        let (child, line) = spawn_until(cmd, "keyway listening on");
+        Gateway {
+            child,
+            addr: addr_after(&line, "listening on"),
+            admin: addr_after(&line, "admin"),
+            dir,
+        }
+    }
+
+    /// The usual setup: one upstream `api` and the given routes (TOML).
+    pub fn proxying(upstream: SocketAddr, routes: &str, extra: &str) -> Gateway {
+        Gateway::start(
+            &format!("{extra}\n[upstreams.api]\nservers = [\"{upstream}\"]\n\n{routes}"),
+            1,
+        )
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The `[name, value]` pairs an echo upstream reported having received.
+    pub fn echoed_header(&self, name: &str) -> Vec<String> {
+        self.json()["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p[0].as_str().unwrap().eq_ignore_ascii_case(name))
+            .map(|p| p[1].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// A raw client connection that reads responses one at a time.
+pub struct Client {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    fn fill(&mut self) -> usize {
+        let mut chunk = [0u8; 65536];
+        match self.stream.read(&mut chunk) {
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                n
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
+            Err(e) => panic!("read failed: {e}"),
+        }
+    }
+
+    /// Reads one response (to a request of `method`). Panics on EOF before a full response.
+    pub fn read_response(&mut self, method: &str) -> Response {
+        self.try_read_response(method)
+            .expect("connection closed before a complete response")
+    }
+
+    /// Reads one response; `None` if the connection ended before it was complete.
+    pub fn try_read_response(&mut self, method: &str) -> Option<Response> {
+        let (status, headers, head_len) = loop {
+            let mut hs = [httparse::EMPTY_HEADER; 64];
+            let mut r = httparse::Response::new(&mut hs);
+            match r.parse(&self.buf).expect("valid response head") {
+                httparse::Status::Complete(n) => {
+                    let headers: Vec<(String, String)> = r
+                        .headers
+                        .iter()
+                        .map(|h| {
+                            (
+                                h.name.to_string(),
+                                String::from_utf8_lossy(h.value).to_string(),
+                            )
+                        })
+                        .collect();
+                    break (r.code.unwrap(), headers, n);
+                }
+                httparse::Status::Partial => {
+                    if self.fill() == 0 {
+                        return None;
+                    }
+                }
+            }
+        };
+        self.buf.drain(..head_len);
+        let get = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v.clone())
+        };
+        let body = if method == "HEAD" || status == 204 || status == 304 || status < 200 {
+            Vec::new()
+        } else if let Some(len) = get("content-length") {
+            let len: usize = len.parse().unwrap();
+            while self.buf.len() < len {
+                if self.fill() == 0 {
+                    return None;
+                }
+            }
+            self.buf.drain(..len).collect()
+        } else if get("transfer-encoding").is_some() {
+            self.read_chunked()?
+        } else {
+            while self.fill() > 0 {}
+            std::mem::take(&mut self.buf)
+        };
+        Some(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    fn read_chunked(&mut self) -> Option<Vec<u8>> {
+        let mut body = Vec::new();
+        loop {
+            let line_end = loop {
+                if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                    break i;
+                }
+                if self.fill() == 0 {
+                    return None;
+                }
+            };
+            let size = usize::from_str_radix(
+                std::str::from_utf8(&self.buf[..line_end]).unwrap().trim(),
+                16,
+            )
+            .unwrap();
+            self.buf.drain(..line_end + 2);
+            if size == 0 {
+                loop {
+                    if self.buf.starts_with(b"\r\n") {
+                        self.buf.drain(..2);
+                        return Some(body);
+                    }
+                    if self.fill() == 0 {
+                        return None;
+                    }
+                }
+            }
+            while self.buf.len() < size + 2 {
+                if self.fill() == 0 {
+                    return None;
+                }
+            }
+            body.extend_from_slice(&self.buf[..size]);
+            self.buf.drain(..size + 2);
+        }
+    }
+
+    /// Whether the server closed the connection (reads EOF within the timeout).
+    pub fn is_closed(&mut self) -> bool {
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut b = [0u8; 1];
+        let closed = matches!(self.stream.read(&mut b), Ok(0) | Err(_));
+        self.stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        closed
+    }
+}
+
+/// Sends `raw` on a fresh connection and reads one response.
+pub fn exchange(addr: SocketAddr, raw: &[u8]) -> Response {
+    let mut c = Client::connect(addr);
+    c.send(raw);
+    c.read_response("GET")
+}
+
+/// `GET path` with `Host: test` and the given extra header lines.
+pub fn get(addr: SocketAddr, path: &str, headers: &str) -> Response {
+    exchange(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: test\r\n{headers}\r\n").as_bytes(),
+    )
+}
+
+/// The deterministic body pattern of the echo upstream's `/_test/` paths.
+pub fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(data);
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// GET on the admin listener; returns (status, body).
+pub fn admin_get(admin: SocketAddr, path: &str) -> (u16, String) {
+    let r = exchange(
+        admin,
+        format!("GET {path} HTTP/1.1\r\nHost: admin\r\n\r\n").as_bytes(),
+    );
+    (r.status, String::from_utf8_lossy(&r.body).to_string())
+}
+
+/// The routes most tests use: everything under `/` is public and goes to `api`.
+pub const PUBLIC_ALL: &str = "[[routes]]\npath_prefix = \"/\"\nupstream = \"api\"\npublic = true\n";

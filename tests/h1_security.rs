@@ -1,0 +1,345 @@
+//! Every bad-input row of DESIGN.md §8, over raw TCP against the real binary: the answer,
+//! whether the connection closes, and that nothing reached the upstream that should not.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+fn setup() -> (Upstream, Gateway) {
+    let up = Upstream::echo();
+    let gw = Gateway::proxying(
+        up.addr,
+        PUBLIC_ALL,
+        "[limits]\nmax_body_bytes = 100000\n\n[timeouts]\nhead = \"1s\"\nbody_idle = \"1s\"\n",
+    );
+    (up, gw)
+}
+
+/// Sends `raw`, expects `status` with a problem body, and the connection closed after it.
+fn refused_and_closed(gw: &Gateway, raw: &[u8], status: u16) {
+    let mut c = Client::connect(gw.addr);
+    c.send(raw);
+    let r = c.read_response("GET");
+    assert_eq!(r.status, status, "{:?}", String::from_utf8_lossy(raw));
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert!(r.json()["code"].is_string());
+    assert!(
+        c.is_closed(),
+        "connection left open after {:?}",
+        String::from_utf8_lossy(raw)
+    );
+}
+
+#[test]
+fn content_length_with_transfer_encoding() {
+    let (_up, gw) = setup();
+    refused_and_closed(
+        &gw,
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    );
+}
+
+#[test]
+fn bad_content_lengths() {
+    let (_up, gw) = setup();
+    for cl in [
+        "+1",
+        "-1",
+        "0x10",
+        "1.5",
+        "",
+        "99999999999999999999999",
+        "1, 2",
+    ] {
+        refused_and_closed(
+            &gw,
+            format!("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {cl}\r\n\r\n").as_bytes(),
+            400,
+        );
+    }
+    refused_and_closed(
+        &gw,
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        400,
+    );
+    refused_and_closed(
+        &gw,
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na",
+        400,
+    );
+}
+
+#[test]
+fn bad_transfer_encodings() {
+    let (_up, gw) = setup();
+    for te in [
+        "gzip",
+        "chunked, gzip",
+        "xchunked",
+        "chunked\x0b",
+        "identity",
+    ] {
+        refused_and_closed(
+            &gw,
+            format!("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: {te}\r\n\r\n").as_bytes(),
+            400,
+        );
+    }
+    refused_and_closed(
+        &gw,
+        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    );
+}
+
+#[test]
+fn bad_line_endings_folding_and_names() {
+    let (_up, gw) = setup();
+    for raw in [
+        &b"GET / HTTP/1.1\nHost: t\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: t\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\nX: a\rb\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n folded\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\nX : a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\nX: a\x00b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\nX: a\x7fb\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\nX@Y: a\r\n\r\n",
+    ] {
+        refused_and_closed(&gw, raw, 400);
+    }
+}
+
+#[test]
+fn bad_request_lines_and_versions() {
+    let (_up, gw) = setup();
+    for raw in [
+        &b"GET /a b HTTP/1.1\r\nHost: t\r\n\r\n"[..],
+        b"GET /a#frag HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /a\x01 HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET / HTTX/1.1\r\nHost: t\r\n\r\n",
+    ] {
+        refused_and_closed(&gw, raw, 400);
+    }
+    refused_and_closed(&gw, b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505);
+    refused_and_closed(&gw, b"GET / HTTP/1.2\r\nHost: t\r\n\r\n", 505);
+}
+
+#[test]
+fn host_missing_or_repeated() {
+    let (_up, gw) = setup();
+    refused_and_closed(&gw, b"GET / HTTP/1.1\r\n\r\n", 400);
+    refused_and_closed(&gw, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
+}
+
+#[test]
+fn bad_chunked_bodies_close_and_never_reuse_the_upstream_connection() {
+    let (_up, gw) = setup();
+    let first = get(gw.addr, "/", "").json()["conn_id"].as_u64().unwrap();
+    for body in [
+        &b"\r\n"[..],
+        b"zz\r\n",
+        b"10000000000000000\r\n",
+        b"5\r\nhelloXX",
+        b"5\nhello\r\n",
+    ] {
+        let mut raw = b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        raw.extend_from_slice(body);
+        refused_and_closed(&gw, &raw, 400);
+    }
+    let after = get(gw.addr, "/", "").json()["conn_id"].as_u64().unwrap();
+    assert_ne!(
+        first, after,
+        "an upstream connection left mid-request was reused"
+    );
+}
+
+#[test]
+fn underscore_aliases_are_rejected_never_aliased() {
+    let (_up, gw) = setup();
+    refused_and_closed(
+        &gw,
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent_Length: 5\r\n\r\nhello",
+        400,
+    );
+    refused_and_closed(
+        &gw,
+        b"GET / HTTP/1.1\r\nHost: t\r\nTransfer_Encoding: chunked\r\n\r\n",
+        400,
+    );
+    refused_and_closed(
+        &gw,
+        b"GET / HTTP/1.1\r\nHost: t\r\nX_Api_Key: k\r\n\r\n",
+        400,
+    );
+    // Spellings of the identity headers we set are removed before forwarding.
+    let r = get(
+        gw.addr,
+        "/",
+        "x_keyway_tenant: evil\r\nX-Keyway-Tenant: evil\r\nx-keyway-meta-team: evil\r\n",
+    );
+    assert_eq!(r.status, 200);
+    for name in ["x_keyway_tenant", "x-keyway-tenant", "x-keyway-meta-team"] {
+        assert!(
+            r.echoed_header(name).is_empty(),
+            "{name} reached the upstream"
+        );
+    }
+}
+
+#[test]
+fn request_line_too_long_is_414() {
+    let (_up, gw) = setup();
+    let raw = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(9000));
+    refused_and_closed(&gw, raw.as_bytes(), 414);
+}
+
+#[test]
+fn head_too_large_or_too_many_headers_is_431() {
+    let (_up, gw) = setup();
+    let raw = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "v".repeat(17_000)
+    );
+    refused_and_closed(&gw, raw.as_bytes(), 431);
+    let mut raw = String::from("GET / HTTP/1.1\r\nHost: t\r\n");
+    for i in 0..101 {
+        raw.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    raw.push_str("\r\n");
+    refused_and_closed(&gw, raw.as_bytes(), 431);
+}
+
+#[test]
+fn slowloris_head_gets_408_within_the_total_head_deadline() {
+    let (_up, gw) = setup();
+    let mut c = Client::connect(gw.addr);
+    // One byte every 200 ms never completes a head; the total deadline is 1 s here.
+    let start = std::time::Instant::now();
+    for b in b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: " {
+        if start.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+        if std::io::Write::write_all(&mut c.stream, &[*b]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let r = c.read_response("GET");
+    assert_eq!(r.status, 408);
+    assert!(c.is_closed());
+}
+
+#[test]
+fn idle_body_gets_408_and_closes() {
+    let (_up, gw) = setup();
+    let mut c = Client::connect(gw.addr);
+    c.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
+    let r = c.read_response("POST");
+    assert_eq!(r.status, 408);
+    assert!(c.is_closed());
+}
+
+#[test]
+fn body_over_the_limit_is_413_before_it_is_read() {
+    let (_up, gw) = setup();
+    // The head alone: the answer must come without the body being sent.
+    refused_and_closed(
+        &gw,
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100001\r\n\r\n",
+        413,
+    );
+    // A chunked body that grows past the limit.
+    let mut c = Client::connect(gw.addr);
+    c.send(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let piece = vec![b'x'; 50_000];
+    for _ in 0..3 {
+        c.send(format!("{:x}\r\n", piece.len()).as_bytes());
+        if std::io::Write::write_all(&mut c.stream, &piece).is_err() {
+            break;
+        }
+        c.send(b"\r\n");
+    }
+    let r = c.read_response("POST");
+    assert_eq!(r.status, 413);
+    assert!(c.is_closed());
+}
+
+#[test]
+fn expect_continue_on_a_refused_request_gets_the_final_status_only() {
+    let up = Upstream::echo();
+    let gw = Gateway::proxying(
+        up.addr,
+        "[[routes]]\npath_prefix = \"/\"\nupstream = \"api\"\n",
+        "",
+    );
+    let mut c = Client::connect(gw.addr);
+    c.send(b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    let r = c.read_response("POST");
+    assert_eq!(r.status, 503, "no 100 Continue before the key check");
+}
+
+#[test]
+fn connect_and_upgrade() {
+    let (_up, gw) = setup();
+    refused_and_closed(
+        &gw,
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+        405,
+    );
+    let mut c = Client::connect(gw.addr);
+    c.send(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n");
+    let r = c.read_response("GET");
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn upgrade_header_is_dropped_on_routes_that_allow_upgrades() {
+    let up = Upstream::echo();
+    let gw = Gateway::proxying(
+        up.addr,
+        "[[routes]]\npath_prefix = \"/\"\nupstream = \"api\"\npublic = true\nallow_upgrade = true\n",
+        "",
+    );
+    let r = get(gw.addr, "/", "Connection: Upgrade\r\nUpgrade: h2c\r\n");
+    assert_eq!(r.status, 200);
+    assert!(r.echoed_header("upgrade").is_empty());
+}
+
+#[test]
+fn pipelined_requests_are_each_checked_and_leftovers_never_forwarded() {
+    let (_up, gw) = setup();
+    let mut c = Client::connect(gw.addr);
+    // A body followed by a smuggled-looking request: the body ends where Content-Length says,
+    // and the rest is parsed as the next request on its own.
+    c.send(b"POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\nHost: t\r\n\r\nGET /c HTTP/1.1\r\n\r\n");
+    let a = c.read_response("POST");
+    assert_eq!(a.json()["path"], "/a");
+    assert_eq!(a.json()["body_bytes"], 5);
+    let b = c.read_response("GET");
+    assert_eq!(b.json()["path"], "/b");
+    let bad = c.read_response("GET");
+    assert_eq!(bad.status, 400, "the third request has no Host");
+    assert!(c.is_closed());
+}
+
+#[test]
+fn dot_segments_and_encoded_slashes_are_refused() {
+    let (_up, gw) = setup();
+    for path in [
+        "/public/../admin",
+        "/a/./b",
+        "/a/%2e%2e/b",
+        "/a%2Fb",
+        "/a\\b",
+    ] {
+        let r = exchange(
+            gw.addr,
+            format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(r.status, 400, "{path}");
+    }
+}

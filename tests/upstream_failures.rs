@@ -1,0 +1,101 @@
+//! What the client sees when the upstream fails: 502, 504, 503, and a closed connection
+//! (never a short body on a kept-alive connection) when a response is cut off.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+#[test]
+fn upstream_killed_mid_response_closes_the_client_connection() {
+    let up = Upstream::echo();
+    let gw = Gateway::proxying(up.addr, PUBLIC_ALL, "");
+    let mut c = Client::connect(gw.addr);
+    c.send(b"GET /_test/die/100000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(
+        c.try_read_response("GET").is_none(),
+        "a cut-off response must end with a closed connection, not a complete message"
+    );
+    // The gateway is fine afterwards, on a new connection.
+    assert_eq!(get(gw.addr, "/ok", "").status, 200);
+}
+
+#[test]
+fn upstream_refusing_connections_is_502() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let gw = Gateway::proxying(port, PUBLIC_ALL, "");
+    let r = get(gw.addr, "/", "");
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["code"], "upstream_unavailable");
+}
+
+#[test]
+fn upstream_closing_before_answering_is_502() {
+    let up = Upstream::echo();
+    let gw = Gateway::proxying(up.addr, PUBLIC_ALL, "");
+    let r = get(gw.addr, "/_test/reset", "");
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["code"], "upstream_unavailable");
+}
+
+#[test]
+fn upstream_slower_than_the_response_timeout_is_504() {
+    let up = Upstream::echo();
+    let gw = Gateway::proxying(
+        up.addr,
+        PUBLIC_ALL,
+        "[timeouts]\nupstream_response = \"300ms\"\n",
+    );
+    let start = Instant::now();
+    let r = get(gw.addr, "/_test/sleep/3000", "");
+    assert_eq!(r.status, 504);
+    assert_eq!(r.json()["code"], "upstream_timeout");
+    assert!(start.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn pool_exhausted_beyond_its_queue_is_503() {
+    let up = Upstream::echo();
+    let gw = Gateway::start(
+        &format!(
+            "[upstreams.api]\nservers = [\"{}\"]\npool_size = 1\nqueue = 0\n\n{PUBLIC_ALL}",
+            up.addr
+        ),
+        1,
+    );
+    let addr = gw.addr;
+    let slow = std::thread::spawn(move || get(addr, "/_test/sleep/1500", "").status);
+    std::thread::sleep(Duration::from_millis(300));
+    let r = get(gw.addr, "/now", "");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["code"], "overloaded");
+    assert_eq!(slow.join().unwrap(), 200);
+}
+
+#[test]
+fn upstream_errors_are_counted_in_metrics() {
+    let up = Upstream::echo();
+    let gw = Gateway::proxying(
+        up.addr,
+        PUBLIC_ALL,
+        "[timeouts]\nupstream_response = \"200ms\"\n",
+    );
+    assert_eq!(get(gw.addr, "/_test/sleep/1000", "").status, 504);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, body) = admin_get(gw.admin, "/metrics");
+        if body.contains("keyway_upstream_errors_total{upstream=\"api\",kind=\"timeout\"} 1")
+            && body.contains("outcome=\"upstream_timeout\"} 1")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrics never showed the timeout:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
