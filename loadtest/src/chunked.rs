@@ -112,6 +112,7 @@ impl ChunkedDecoder {
     }
 
     /// True once the terminating chunk and trailer section were consumed.
+    #[cfg(test)]
     pub fn is_done(&self) -> bool {
         self.state == State::Done
     }

@@ -57,7 +57,10 @@ impl ReadBuf {
             self.start = 0;
         }
         if self.end == self.buf.len() {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "read buffer full"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "read buffer full",
+            ));
         }
         let n = r.read(&mut self.buf[self.end..]).await?;
         self.end += n;
@@ -225,8 +228,14 @@ mod tests {
 
     #[test]
     fn eof_and_errors() {
-        assert!(matches!(read(Framing::Length(10), b"short", 4), Err(BodyError::Eof)));
-        assert!(matches!(read(Framing::Chunked, b"5\r\nab", 4), Err(BodyError::Eof)));
+        assert!(matches!(
+            read(Framing::Length(10), b"short", 4),
+            Err(BodyError::Eof)
+        ));
+        assert!(matches!(
+            read(Framing::Chunked, b"5\r\nab", 4),
+            Err(BodyError::Eof)
+        ));
         assert!(matches!(
             read(Framing::Chunked, b"zz\r\n", 4),
             Err(BodyError::Chunked(_))

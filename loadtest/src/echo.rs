@@ -114,7 +114,13 @@ pub fn begin_json(json: &mut Vec<u8>, head: &RequestHead<'_>) {
 }
 
 /// Completes the echo JSON with the body digest and connection counters.
-pub fn finish_json(json: &mut Vec<u8>, body_bytes: u64, sha256: &[u8], conn_id: u64, conn_requests: u64) {
+pub fn finish_json(
+    json: &mut Vec<u8>,
+    body_bytes: u64,
+    sha256: &[u8],
+    conn_id: u64,
+    conn_requests: u64,
+) {
     let _ = write!(json, "\"body_bytes\":{body_bytes},\"body_sha256\":\"");
     for b in sha256 {
         let _ = write!(json, "{b:02x}");
@@ -127,7 +133,11 @@ pub fn finish_json(json: &mut Vec<u8>, body_bytes: u64, sha256: &[u8], conn_id: 
 
 /// Buffers a response head: status line, `fields` (complete `name: value\r\n` lines), connection management, blank line.
 fn head(out: &mut Vec<u8>, status: u16, fields: &str, req: &Request, keep_alive: bool) {
-    let _ = write!(out, "HTTP/1.1 {status} {}\r\n{fields}", http::reason(status));
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {}\r\n{fields}",
+        http::reason(status)
+    );
     if !keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");
     } else if req.minor_version == 0 {
@@ -155,13 +165,25 @@ async fn run(c: &mut Conn, req: &Request, body_bytes: u64, sha256: &[u8]) -> io:
             echo(c, req, body_bytes, sha256);
         }
         Action::Bytes(n) => {
-            head(&mut c.out, 200, &format!("{octets}Content-Length: {n}\r\n"), req, ka);
+            head(
+                &mut c.out,
+                200,
+                &format!("{octets}Content-Length: {n}\r\n"),
+                req,
+                ka,
+            );
             if !req.is_head {
                 send_pattern(c, n).await?;
             }
         }
         Action::Chunked(n) => {
-            head(&mut c.out, 200, &format!("{octets}Transfer-Encoding: chunked\r\n"), req, ka);
+            head(
+                &mut c.out,
+                200,
+                &format!("{octets}Transfer-Encoding: chunked\r\n"),
+                req,
+                ka,
+            );
             if !req.is_head {
                 send_chunked(c, n).await?;
             }
@@ -190,7 +212,13 @@ async fn run(c: &mut Conn, req: &Request, body_bytes: u64, sha256: &[u8]) -> io:
         }
         Action::Die(n) => {
             let promised = n.saturating_mul(2);
-            head(&mut c.out, 200, &format!("{octets}Content-Length: {promised}\r\n"), req, ka);
+            head(
+                &mut c.out,
+                200,
+                &format!("{octets}Content-Length: {promised}\r\n"),
+                req,
+                ka,
+            );
             if !req.is_head {
                 send_pattern(c, n).await?;
             }
@@ -202,7 +230,13 @@ async fn run(c: &mut Conn, req: &Request, body_bytes: u64, sha256: &[u8]) -> io:
             return Ok(Next::Abort);
         }
         Action::HeadThenSleep(ms) => {
-            head(&mut c.out, 200, "Content-Type: text/plain\r\nContent-Length: 5\r\n", req, ka);
+            head(
+                &mut c.out,
+                200,
+                "Content-Type: text/plain\r\nContent-Length: 5\r\n",
+                req,
+                ka,
+            );
             if !req.is_head {
                 c.flush().await?;
                 sleep(Duration::from_millis(ms)).await;
@@ -211,7 +245,10 @@ async fn run(c: &mut Conn, req: &Request, body_bytes: u64, sha256: &[u8]) -> io:
         }
         Action::NotFound => {
             let body = b"unknown /_test/ path\n";
-            let fields = format!("Content-Type: text/plain\r\nContent-Length: {}\r\n", body.len());
+            let fields = format!(
+                "Content-Type: text/plain\r\nContent-Length: {}\r\n",
+                body.len()
+            );
             head(&mut c.out, 404, &fields, req, ka);
             if !req.is_head {
                 c.out.extend_from_slice(body);
@@ -339,7 +376,12 @@ mod tests {
         assert_eq!(v["query"], "x=1&y=%22");
         assert_eq!(
             v["headers"],
-            serde_json::json!([["Host", "h"], ["X-Odd", "\"q\""], ["x-dup", "1"], ["x-dup", "2"]])
+            serde_json::json!([
+                ["Host", "h"],
+                ["X-Odd", "\"q\""],
+                ["x-dup", "1"],
+                ["x-dup", "2"]
+            ])
         );
         assert_eq!(v["body_bytes"], 3);
         assert_eq!(v["body_sha256"], "ab01");

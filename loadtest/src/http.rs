@@ -189,7 +189,10 @@ pub fn parse_request<'a>(
 
 /// Parses a response head at the start of `buf`; `request_was_head` means the body is absent whatever the headers say.
 /// `Ok(None)` means more bytes are needed.
-pub fn parse_response(buf: &[u8], request_was_head: bool) -> Result<Option<ResponseHead>, HeadError> {
+pub fn parse_response(
+    buf: &[u8],
+    request_was_head: bool,
+) -> Result<Option<ResponseHead>, HeadError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     let head_len = match resp.parse(buf).map_err(map_err)? {
@@ -200,22 +203,22 @@ pub fn parse_response(buf: &[u8], request_was_head: bool) -> Result<Option<Respo
         return Err(HeadError::Malformed);
     };
     let f = gather(resp.headers)?;
-    let framing = if request_was_head || (100..200).contains(&status) || status == 204 || status == 304
-    {
-        Framing::None
-    } else if f.te_seen {
-        if f.chunked {
-            Framing::Chunked
+    let framing =
+        if request_was_head || (100..200).contains(&status) || status == 204 || status == 304 {
+            Framing::None
+        } else if f.te_seen {
+            if f.chunked {
+                Framing::Chunked
+            } else {
+                Framing::UntilClose
+            }
         } else {
-            Framing::UntilClose
-        }
-    } else {
-        match f.content_length {
-            Some(0) => Framing::None,
-            Some(n) => Framing::Length(n),
-            None => Framing::UntilClose,
-        }
-    };
+            match f.content_length {
+                Some(0) => Framing::None,
+                Some(n) => Framing::Length(n),
+                None => Framing::UntilClose,
+            }
+        };
     Ok(Some(ResponseHead {
         status,
         minor_version,
@@ -350,9 +353,10 @@ mod tests {
         .unwrap();
         assert_eq!(f, Framing::Chunked);
         assert!(e);
-        let (f, _, _, _) = req(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let (f, _, _, _) =
+            req(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n")
+                .unwrap()
+                .unwrap();
         assert_eq!(f, Framing::Length(5));
     }
 
@@ -381,9 +385,18 @@ mod tests {
 
     #[test]
     fn rejects_malformed_and_too_many_headers() {
-        assert_eq!(req(b"GET / HTTP/2.0\r\n\r\n").unwrap_err(), HeadError::Malformed);
-        assert_eq!(req(b"GET  / HTTP/1.1\r\n\r\n").unwrap_err(), HeadError::Malformed);
-        assert_eq!(req(b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n").unwrap_err(), HeadError::Malformed);
+        assert_eq!(
+            req(b"GET / HTTP/2.0\r\n\r\n").unwrap_err(),
+            HeadError::Malformed
+        );
+        assert_eq!(
+            req(b"GET  / HTTP/1.1\r\n\r\n").unwrap_err(),
+            HeadError::Malformed
+        );
+        assert_eq!(
+            req(b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n").unwrap_err(),
+            HeadError::Malformed
+        );
         let mut many = b"GET / HTTP/1.1\r\n".to_vec();
         for i in 0..=MAX_HEADERS {
             many.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
@@ -397,16 +410,24 @@ mod tests {
         let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n", false)
             .unwrap()
             .unwrap();
-        assert_eq!((r.status, r.framing, r.keep_alive), (200, Framing::Length(13), true));
+        assert_eq!(
+            (r.status, r.framing, r.keep_alive),
+            (200, Framing::Length(13), true)
+        );
         let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n", true)
             .unwrap()
             .unwrap();
         assert_eq!(r.framing, Framing::None);
-        let r = parse_response(b"HTTP/1.1 204 No Content\r\n\r\n", false).unwrap().unwrap();
-        assert_eq!(r.framing, Framing::None);
-        let r = parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false)
+        let r = parse_response(b"HTTP/1.1 204 No Content\r\n\r\n", false)
             .unwrap()
             .unwrap();
+        assert_eq!(r.framing, Framing::None);
+        let r = parse_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(r.framing, Framing::Chunked);
         let r = parse_response(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", false)
             .unwrap()

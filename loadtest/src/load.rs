@@ -62,7 +62,11 @@ pub struct RunConfig {
 /// Builds the request every connection sends.
 pub fn request_bytes(cfg: &RunConfig) -> Vec<u8> {
     let mut r = format!("GET {} HTTP/1.1\r\n", cfg.path);
-    if !cfg.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+    if !cfg
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("host"))
+    {
         r.push_str(&format!("Host: {}\r\n", cfg.target));
     }
     for (n, v) in &cfg.headers {
@@ -82,15 +86,12 @@ pub fn run(cfg: RunConfig) -> Result<(), String> {
     for s in 0..shards {
         // Connections are dealt round-robin: shard s gets global indices s, s + shards, ...
         let indices: Vec<usize> = (s..cfg.connections).step_by(shards).collect();
-        let builder = shards::builder("load", &cfg.pinning, s);
         let (cfg, request) = (Arc::clone(&cfg), Arc::clone(&request));
         let budget = share(cfg.max_requests, shards, s);
         let t = std::thread::Builder::new()
             .name(format!("load-{s}"))
             .spawn(move || -> Result<Stats, String> {
-                let ex = builder
-                    .make()
-                    .map_err(|e| format!("shard {s}: cannot start executor: {e}"))?;
+                let ex = shards::make_executor("load", &cfg.pinning, s)?;
                 Ok(ex.run(shard_main(cfg, request, indices, start, budget)))
             })
             .map_err(|e| format!("cannot spawn shard thread: {e}"))?;
@@ -212,8 +213,14 @@ async fn shard_main(
         }
     };
     futures_lite::future::or(all_done, clock).await;
-    let end = Instant::now();
+    let mut end = Instant::now();
     drop(tasks); // cancels connections still running
+    let schedule_ran_out =
+        shard.interval.is_some() && shard.budget.get() > 0 && !STOP.load(Ordering::Relaxed);
+    if schedule_ran_out {
+        // Open loop: the window is the whole duration even if the last scheduled request finished early.
+        end = end.max(shard.deadline);
+    }
     let mut stats = shard.stats.take();
     stats.elapsed = end.saturating_duration_since(shard.measure_start);
     stats
@@ -223,10 +230,9 @@ async fn shard_main(
 async fn connection(shard: &Shard, index: usize) {
     let mut conn: Option<Client> = None;
     // Open loop: connection i starts i/rate seconds in, then every `interval`.
-    let offset = shard
-        .cfg
-        .rate
-        .map_or(Duration::ZERO, |r| Duration::from_secs_f64(index as f64 / r));
+    let offset = shard.cfg.rate.map_or(Duration::ZERO, |r| {
+        Duration::from_secs_f64(index as f64 / r)
+    });
     let mut seq: u32 = 0;
     loop {
         let scheduled = match shard.interval {
@@ -273,11 +279,16 @@ async fn connection(shard: &Shard, index: usize) {
         match client.exchange(&shard.request).await {
             Ok(resp) => {
                 if measured {
-                    let from = if shard.interval.is_some() { scheduled } else { sent };
-                    shard
-                        .stats
-                        .borrow_mut()
-                        .record(Instant::now() - from, resp.status, resp.body_bytes);
+                    let from = if shard.interval.is_some() {
+                        scheduled
+                    } else {
+                        sent
+                    };
+                    shard.stats.borrow_mut().record(
+                        Instant::now() - from,
+                        resp.status,
+                        resp.body_bytes,
+                    );
                 }
                 if !resp.keep_alive {
                     conn = None;
@@ -338,13 +349,19 @@ impl Client {
             if (100..200).contains(&head.status) && head.status != 101 {
                 continue;
             }
-            let body_bytes = conn::read_body(&mut self.rb, &mut self.stream, head.framing, MAX_BODY, |_| {})
-                .await
-                .map_err(|e| match e {
-                    BodyError::Io(e) => io_kind(&e, ErrorKind::Read),
-                    BodyError::Eof => ErrorKind::Read,
-                    BodyError::Chunked(_) | BodyError::TooLarge => ErrorKind::Parse,
-                })?;
+            let body_bytes = conn::read_body(
+                &mut self.rb,
+                &mut self.stream,
+                head.framing,
+                MAX_BODY,
+                |_| {},
+            )
+            .await
+            .map_err(|e| match e {
+                BodyError::Io(e) => io_kind(&e, ErrorKind::Read),
+                BodyError::Eof => ErrorKind::Read,
+                BodyError::Chunked(_) | BodyError::TooLarge => ErrorKind::Parse,
+            })?;
             return Ok(Response {
                 status: head.status,
                 keep_alive: head.keep_alive,

@@ -17,7 +17,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "keyway-loadtest", version, about = "keyway's load generator and fast static/echo upstream (loopback only)")]
+#[command(
+    name = "keyway-loadtest",
+    version,
+    about = "keyway's load generator and fast static/echo upstream (loopback only)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -178,12 +182,19 @@ fn run_config(a: RunArgs) -> Result<load::RunConfig, String> {
         return Err("--timeout must be positive".into());
     }
     if let Some(r) = a.rate {
-        if !(r.is_finite() && r >= 0.1 && r <= 10_000_000.0) {
+        if !(0.1..=10_000_000.0).contains(&r) {
             return Err("--rate must be between 0.1 and 10000000".into());
         }
     }
-    if !a.path.starts_with('/') || a.path.chars().any(|c| c.is_ascii_whitespace() || c.is_ascii_control()) {
-        return Err(format!("--path {:?}: must start with / and contain no spaces or control characters", a.path));
+    if !a.path.starts_with('/')
+        || a.path
+            .chars()
+            .any(|c| c.is_ascii_whitespace() || c.is_ascii_control())
+    {
+        return Err(format!(
+            "--path {:?}: must start with / and contain no spaces or control characters",
+            a.path
+        ));
     }
     let headers = a
         .headers
@@ -231,6 +242,7 @@ fn install_signals(exit_at_once: bool) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    shards::raise_memlock();
     let res = match cli.cmd {
         Cmd::Upstream(a) => upstream_config(a)
             .and_then(|cfg| install_signals(true).map(|()| cfg))

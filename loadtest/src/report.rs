@@ -84,10 +84,15 @@ impl Default for Stats {
 impl Stats {
     /// Records one completed request.
     pub fn record(&mut self, latency: Duration, status: u16, body_bytes: u64) {
-        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
+        let us = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
         self.hist.saturating_record(us);
         self.requests += 1;
-        if let Some(slot) = (status / 100).checked_sub(1).and_then(|i| self.status.get_mut(usize::from(i))) {
+        if let Some(slot) = (status / 100)
+            .checked_sub(1)
+            .and_then(|i| self.status.get_mut(usize::from(i)))
+        {
             *slot += 1;
         }
         self.body_bytes += body_bytes;

@@ -1,6 +1,6 @@
 //! Shard placement: which CPU each glommio executor is pinned to, and the common executor builder settings.
 
-use glommio::{CpuSet, LocalExecutorBuilder, Placement};
+use glommio::{CpuSet, LocalExecutor, LocalExecutorBuilder, Placement};
 
 /// Registered io_uring buffer memory per executor; we do no file I/O, so keep it small (locked memory is scarce).
 const IO_MEMORY: usize = 512 * 1024;
@@ -25,7 +25,11 @@ pub fn parse_cpus(s: &str) -> Result<Pinning, String> {
     }
     let list = s
         .split(',')
-        .map(|p| p.trim().parse::<usize>().map_err(|_| format!("bad CPU id {p:?}")))
+        .map(|p| {
+            p.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("bad CPU id {p:?}"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if list.is_empty() || list.len() > 4096 {
         return Err("expected 1..4096 CPU ids".into());
@@ -64,10 +68,54 @@ pub fn placement(pinning: &Pinning, index: usize) -> Placement {
 }
 
 /// An executor builder for shard `index` named `name-index`.
-pub fn builder(name: &str, pinning: &Pinning, index: usize) -> LocalExecutorBuilder {
+fn builder(name: &str, pinning: &Pinning, index: usize) -> LocalExecutorBuilder {
     LocalExecutorBuilder::new(placement(pinning, index))
         .name(&format!("{name}-{index}"))
         .io_memory(IO_MEMORY)
+}
+
+/// Creates shard `index`'s executor on the calling thread, pinned as asked; falls back to unpinned (with a warning) if pinning fails.
+pub fn make_executor(name: &str, pinning: &Pinning, index: usize) -> Result<LocalExecutor, String> {
+    match builder(name, pinning, index).make() {
+        Ok(ex) => Ok(ex),
+        Err(e) if *pinning != Pinning::None => {
+            eprintln!("keyway-loadtest: {name} shard {index}: cannot pin ({e}); running unpinned");
+            builder(name, &Pinning::None, index)
+                .make()
+                .map_err(|e| format!("{name} shard {index}: cannot start executor: {e}"))
+        }
+        Err(e) => Err(format!("{name} shard {index}: cannot start executor: {e}")),
+    }
+}
+
+/// Raises the soft RLIMIT_MEMLOCK (glommio needs at least 512 KiB of lockable memory per process) as far as allowed.
+pub fn raise_memlock() {
+    const WANT: libc::rlim_t = 64 * 1024 * 1024;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) != 0
+            || lim.rlim_cur == libc::RLIM_INFINITY
+            || lim.rlim_cur >= WANT
+        {
+            return;
+        }
+        // Privileged processes may raise the hard limit too; others stop at it.
+        let raised = libc::rlimit {
+            rlim_cur: WANT,
+            rlim_max: lim.rlim_max.max(WANT),
+        };
+        if libc::setrlimit(libc::RLIMIT_MEMLOCK, &raised) != 0 {
+            let capped = libc::rlimit {
+                rlim_cur: lim.rlim_max.min(WANT),
+                rlim_max: lim.rlim_max,
+            };
+            let _ = libc::setrlimit(libc::RLIMIT_MEMLOCK, &capped);
+        }
+    }
 }
 
 #[cfg(test)]

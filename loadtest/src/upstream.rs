@@ -154,7 +154,13 @@ pub fn run(cfg: UpstreamConfig) -> Result<(), String> {
     let shared = Arc::new(Shared::new(&cfg));
     let (tx, rx) = mpsc::channel();
     let mut threads = Vec::with_capacity(cfg.shards);
-    threads.push(spawn_shard(0, cfg.listen, &cfg.pinning, &shared, tx.clone())?);
+    threads.push(spawn_shard(
+        0,
+        cfg.listen,
+        &cfg.pinning,
+        &shared,
+        tx.clone(),
+    )?);
     let addr = wait_listening(&rx, 0)?;
     for i in 1..cfg.shards {
         threads.push(spawn_shard(i, addr, &cfg.pinning, &shared, tx.clone())?);
@@ -200,16 +206,18 @@ fn spawn_shard(
     shared: &Arc<Shared>,
     tx: mpsc::Sender<Result<SocketAddr, String>>,
 ) -> Result<std::thread::JoinHandle<()>, String> {
-    let builder = shards::builder("upstream", pinning, index);
+    let pinning = pinning.clone();
     let shared = Arc::clone(shared);
     std::thread::Builder::new()
         .name(format!("upstream-{index}"))
-        .spawn(move || match builder.make() {
-            Ok(ex) => ex.run(shard_main(index, addr, shared, tx)),
-            Err(e) => {
-                let _ = tx.send(Err(format!("shard {index}: cannot start executor: {e}")));
-            }
-        })
+        .spawn(
+            move || match shards::make_executor("upstream", &pinning, index) {
+                Ok(ex) => ex.run(shard_main(index, addr, shared, tx)),
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            },
+        )
         .map_err(|e| format!("shard {index}: cannot spawn thread: {e}"))
 }
 

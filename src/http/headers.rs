@@ -83,8 +83,12 @@ impl Default for KnownHeaders {
     }
 }
 
-/// Result of classifying a name: the kind, or `Err(())` for a refused `_` alias.
-pub type Classified = Result<HeaderKind, ()>;
+/// A header name spelled with `_` that aliases one the gateway acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RefusedAlias;
+
+/// Result of classifying a name: the kind, or a refused `_` alias.
+pub type Classified = Result<HeaderKind, RefusedAlias>;
 
 impl KnownHeaders {
     /// Classifies a header name (any case). A name containing `_` is classified as if `_` were
@@ -106,7 +110,7 @@ impl KnownHeaders {
         match self.classify_exact(&folded[..name.len()]) {
             HeaderKind::Other => Ok(HeaderKind::Other),
             HeaderKind::Identity => Ok(HeaderKind::AliasedIdentity),
-            k if k.refuse_alias() => Err(()),
+            k if k.refuse_alias() => Err(RefusedAlias),
             _ => Ok(HeaderKind::Other),
         }
     }
@@ -195,9 +199,9 @@ mod tests {
     #[test]
     fn underscore_aliases_are_refused_or_stripped() {
         let k = KnownHeaders::default();
-        assert_eq!(k.classify(b"content_length"), Err(()));
-        assert_eq!(k.classify(b"Transfer_Encoding"), Err(()));
-        assert_eq!(k.classify(b"x_api_key"), Err(()));
+        assert_eq!(k.classify(b"content_length"), Err(RefusedAlias));
+        assert_eq!(k.classify(b"Transfer_Encoding"), Err(RefusedAlias));
+        assert_eq!(k.classify(b"x_api_key"), Err(RefusedAlias));
         assert_eq!(
             k.classify(b"x_keyway_tenant"),
             Ok(HeaderKind::AliasedIdentity)

@@ -261,7 +261,7 @@ impl RequestHead {
             }
             let kind = known
                 .classify(name)
-                .map_err(|()| bad("header name with '_' aliases a header the gateway acts on"))?;
+                .map_err(|_| bad("header name with '_' aliases a header the gateway acts on"))?;
             let idx = self.headers.len() as u16;
             match kind {
                 HeaderKind::Host => {

@@ -4,7 +4,7 @@
 
 use super::client::ReadBuf;
 use super::heads::{
-    client_framing, write_request_head, write_response_head, ClientFraming, Forwarding,
+    client_framing, write_request_head, write_response_head, ClientFraming, Forwarding, ToClient,
 };
 use super::{refuse, Conn, Finished, RequestId};
 use crate::error::Problem;
@@ -124,15 +124,16 @@ pub(super) async fn forward(
     );
     conn.rb.consume(head.head_len);
 
-    if req.expect_continue && req.framing != Framing::None && conn.rb.pending().is_empty() {
-        if conn
+    if req.expect_continue
+        && req.framing != Framing::None
+        && conn.rb.pending().is_empty()
+        && conn
             .stream
             .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
             .await
             .is_err()
-        {
-            return aborted(route);
-        }
+    {
+        return aborted(route);
     }
 
     let mut retried = false;
@@ -273,11 +274,13 @@ pub(super) async fn forward(
         &mut conn.out,
         resp,
         conn.up.pending(),
-        framing,
-        keep_alive,
-        req.version,
-        &[],
-        rid.as_bytes(),
+        &ToClient {
+            framing,
+            keep_alive,
+            version: req.version,
+            extra: &[],
+            request_id: rid.as_bytes(),
+        },
     );
     let reusable = resp.reusable;
     let upstream_framing = resp.framing();

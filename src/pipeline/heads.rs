@@ -119,17 +119,27 @@ pub fn client_framing(upstream: ResponseFraming, client: Version) -> ClientFrami
     }
 }
 
-/// Writes the client response head. `keep_alive`: whether the connection stays open.
-pub fn write_response_head(
-    out: &mut Vec<u8>,
-    resp: &ResponseHead,
-    ubuf: &[u8],
-    framing: ClientFraming,
-    keep_alive: bool,
-    client_version: Version,
-    extra: &[(&[u8], &[u8])],
-    request_id: &[u8],
-) {
+/// How the response goes back to the client.
+#[derive(Clone, Copy)]
+pub struct ToClient<'a> {
+    pub framing: ClientFraming,
+    /// The connection stays open after this response.
+    pub keep_alive: bool,
+    pub version: Version,
+    /// Headers the gateway adds (RateLimit, Deprecation...).
+    pub extra: &'a [(&'a [u8], &'a [u8])],
+    pub request_id: &'a [u8],
+}
+
+/// Writes the client response head.
+pub fn write_response_head(out: &mut Vec<u8>, resp: &ResponseHead, ubuf: &[u8], to: &ToClient<'_>) {
+    let ToClient {
+        framing,
+        keep_alive,
+        version: client_version,
+        extra,
+        request_id,
+    } = *to;
     let mut w = HeadWriter::new(out);
     w.status_line(resp.status, resp.reason.get(ubuf));
     let mut has_request_id = false;
@@ -239,7 +249,18 @@ mod tests {
         let mut out = Vec::new();
         let f = client_framing(resp.framing(), Version::Http10);
         assert_eq!(f, ClientFraming::Close);
-        write_response_head(&mut out, &resp, raw, f, false, Version::Http10, &[], b"r");
+        write_response_head(
+            &mut out,
+            &resp,
+            raw,
+            &ToClient {
+                framing: f,
+                keep_alive: false,
+                version: Version::Http10,
+                extra: &[],
+                request_id: b"r",
+            },
+        );
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 200 OK\r\nX-A: 1\r\nx-request-id: r\r\nConnection: close\r\n\r\n"

@@ -70,10 +70,8 @@ async fn run(
     let mut published = Instant::now();
     'control: loop {
         glommio::timer::sleep(CONTROL_POLL).await;
-        while let Ok(msg) = control.try_recv() {
-            match msg {
-                Control::Drain => break 'control,
-            }
+        if let Ok(Control::Drain) = control.try_recv() {
+            break 'control;
         }
         if published.elapsed() >= PUBLISH_EVERY {
             ctx.shared.published.publish(id, &ctx.metrics.borrow());

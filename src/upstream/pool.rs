@@ -105,11 +105,7 @@ impl Pool {
                     }
                     server.waiting.set(server.waiting.get() + 1);
                     let wait = glommio::timer::timeout(self.connect_timeout, async {
-                        server
-                            .permits
-                            .acquire_static_permit(1)
-                            .await
-                            .map_err(|e| e.into())
+                        server.permits.acquire_static_permit(1).await
                     })
                     .await;
                     server.waiting.set(server.waiting.get() - 1);
