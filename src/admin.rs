@@ -1,14 +1,16 @@
-//! The admin listener (default 127.0.0.1:9090): `/healthz`, `/readyz`, `/metrics`.
+//! The admin listener (default 127.0.0.1:9090): `/healthz`, `/readyz`, `/metrics`,
+//! `/snapshot`.
 //!
 //! It runs on its own plain thread, off the shards: a slow scrape never delays a request.
 //! Answers are small and every connection is closed after one request.
 
 use crate::metrics::render::{render, Gauges};
+use crate::reload::SnapshotStatus;
 use crate::shard::Shared;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// What the admin endpoints report on, shared with the control thread.
@@ -17,6 +19,8 @@ pub struct AdminState {
     pub shards: usize,
     /// Shards whose listener is up.
     pub listening: AtomicUsize,
+    /// The key table's state (written by the control thread).
+    pub snapshot: Mutex<SnapshotStatus>,
 }
 
 impl AdminState {
@@ -26,10 +30,17 @@ impl AdminState {
         if up < self.shards {
             return Some(format!("{up} of {} shards listening", self.shards));
         }
-        if self.shared.has_keyed_routes {
+        if self.shared.has_keyed_routes && self.status().generation.is_none() {
             return Some("keyed routes configured but no key table is loaded".into());
         }
         None
+    }
+
+    pub fn status(&self) -> SnapshotStatus {
+        self.snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -85,7 +96,12 @@ fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
                 &format!("not ready: {why}\n"),
             ),
         },
+        "/snapshot" => {
+            let body = serde_json::to_string(&state.status()).unwrap_or_default() + "\n";
+            respond(&mut stream, 200, "application/json", &body)
+        }
         "/metrics" => {
+            let status = state.status();
             let shared = &state.shared;
             let routes: Vec<String> = shared
                 .config
@@ -104,9 +120,9 @@ fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
                 &routes,
                 &upstreams,
                 &Gauges {
-                    snapshot_generation: 0,
-                    snapshot_keys: 0,
-                    snapshot_reload_failures: 0,
+                    snapshot_generation: status.generation.unwrap_or(0),
+                    snapshot_keys: status.keys,
+                    snapshot_reload_failures: status.failures,
                     audit_dropped: 0,
                 },
             );
@@ -116,7 +132,7 @@ fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
             &mut stream,
             404,
             "text/plain",
-            "not found: try /healthz, /readyz or /metrics\n",
+            "not found: try /healthz, /readyz, /metrics or /snapshot\n",
         ),
     }
 }

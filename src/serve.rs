@@ -1,15 +1,19 @@
 //! `keyway serve`: bind the listeners, start the shards and the admin listener, then wait
-//! for signals on the control thread (SIGTERM/SIGINT drain and exit).
+//! for signals on the control thread: SIGHUP reloads the key table, SIGTERM/SIGINT drain and
+//! exit.
 
 use crate::admin::{self, AdminState};
 use crate::config::Config;
+use crate::keys::Snapshot;
+use crate::reload::{self, RuntimeFiles, SnapshotStatus};
 use crate::shard::{self, Control, ShardEvent, Shared};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use crossbeam_channel::{Receiver, Sender};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Why serving could not start or stopped badly; each message says what to do.
@@ -62,19 +66,43 @@ pub fn serve(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), ServeE
             source,
         })?;
     let admin_addr = config.server.admin_listen;
+    let snapshot_path = config.keys.snapshot.clone();
+    let files = RuntimeFiles::in_dir(&config.server.state_dir);
     let shared = Arc::new(Shared::new(config, shards));
+
+    // The key table is loaded before the shards start, off the data plane.
+    let mut status = SnapshotStatus::new(&snapshot_path);
+    let initial = if snapshot_path.exists() {
+        let keys = status.record(reload::load(&snapshot_path));
+        match &keys {
+            Some(s) => status.serving(s),
+            None => tracing::error!(
+                error = status.last_error.as_deref().unwrap_or(""),
+                "key table refused at start; keyed routes answer 503 until a valid one is reloaded"
+            ),
+        }
+        keys
+    } else {
+        if shared.has_keyed_routes {
+            tracing::warn!(
+                path = %snapshot_path.display(),
+                "no key table yet; keyed routes answer 503 until `keyway snapshot build` and `keyway reload`"
+            );
+        }
+        None
+    };
     let state = Arc::new(AdminState {
         shared: shared.clone(),
         shards,
         listening: Default::default(),
+        snapshot: Mutex::new(status),
     });
     let admin = admin::start(admin_addr, state.clone()).map_err(|source| ServeError::Admin {
         addr: admin_addr,
         source,
     })?;
 
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).map_err(ServeError::Signals)?;
+    let signals = spawn_signal_thread()?;
     let cpus: Vec<usize> = core_affinity::get_core_ids()
         .map(|ids| ids.into_iter().map(|c| c.id).collect())
         .unwrap_or_default();
@@ -84,13 +112,19 @@ pub fn serve(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), ServeE
     for (id, fd) in fds.into_iter().enumerate() {
         let (tx, rx) = crossbeam_channel::unbounded();
         let cpu = (!cpus.is_empty()).then(|| cpus[id % cpus.len()]);
-        let join =
-            shard::spawn(id, cpu, shared.clone(), fd, rx, events_tx.clone()).map_err(|e| {
-                ServeError::Shard {
-                    shard: id,
-                    reason: e.to_string(),
-                }
-            })?;
+        let join = shard::spawn(
+            id,
+            cpu,
+            shared.clone(),
+            initial.clone(),
+            fd,
+            rx,
+            events_tx.clone(),
+        )
+        .map_err(|e| ServeError::Shard {
+            shard: id,
+            reason: e.to_string(),
+        })?;
         controls.push(tx);
         joins.push(join);
     }
@@ -99,19 +133,16 @@ pub fn serve(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), ServeE
             Ok(ShardEvent::Listening(_)) => {
                 state.listening.fetch_add(1, Ordering::AcqRel);
             }
-            Ok(ShardEvent::Exited(id)) => {
-                return Err(ServeError::Shard {
-                    shard: id,
-                    reason: "it stopped before listening".into(),
-                });
-            }
-            Err(_) => {
+            Ok(_) | Err(_) => {
                 return Err(ServeError::Shard {
                     shard: 0,
-                    reason: "no shard reported listening within 10 s".into(),
+                    reason: "not every shard reported listening within 10 s".into(),
                 });
             }
         }
+    }
+    if let Err(e) = files.write(admin) {
+        tracing::warn!(error = %e, "cannot write the pid file; `keyway reload` will not find this process");
     }
     let bound = Bound {
         listen,
@@ -121,20 +152,92 @@ pub fn serve(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), ServeE
     tracing::info!(%listen, %admin, shards, "keyway is serving");
     on_ready(&bound);
 
-    if let Some(signal) = signals.forever().next() {
-        tracing::info!(
-            signal,
-            "draining: finishing requests in flight, then exiting"
-        );
-    }
+    control_loop(&state, &snapshot_path, &controls, &signals, &events);
+
     for tx in &controls {
         let _ = tx.send(Control::Drain);
     }
     for join in joins {
         let _ = join.join();
     }
+    files.remove();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The control thread's loop: reload on SIGHUP, track shard swaps, return on SIGTERM/SIGINT.
+fn control_loop(
+    state: &AdminState,
+    snapshot_path: &std::path::Path,
+    controls: &[Sender<Control>],
+    signals: &Receiver<i32>,
+    events: &Receiver<ShardEvent>,
+) {
+    // Generation being rolled out -> shards that confirmed it.
+    let mut pending: Option<(Arc<Snapshot>, usize)> = None;
+    loop {
+        crossbeam_channel::select! {
+            recv(signals) -> sig => match sig {
+                Ok(SIGHUP) => {
+                    let result = reload::load(snapshot_path);
+                    let mut status = lock(&state.snapshot);
+                    match status.record(result) {
+                        Some(snap) => {
+                            tracing::info!(generation = snap.generation(), keys = snap.key_count(), "reloading key table");
+                            for tx in controls {
+                                let _ = tx.send(Control::Keys(snap.clone()));
+                            }
+                            status.rolling_out = Some(snap.generation());
+                            pending = Some((snap, 0));
+                        }
+                        None => tracing::error!(
+                            error = status.last_error.as_deref().unwrap_or(""),
+                            "key table refused; the previous one keeps serving"
+                        ),
+                    }
+                }
+                Ok(sig) => {
+                    tracing::info!(signal = sig, "draining: finishing requests in flight, then exiting");
+                    return;
+                }
+                Err(_) => return,
+            },
+            recv(events) -> ev => if let Ok(ShardEvent::KeysSwapped { generation, .. }) = ev {
+                if let Some((snap, confirmed)) = pending.as_mut() {
+                    if snap.generation() == generation {
+                        *confirmed += 1;
+                        if *confirmed == controls.len() {
+                            lock(&state.snapshot).serving(snap);
+                            tracing::info!(generation, "every shard serves the new key table");
+                            pending = None;
+                        }
+                    }
+                }
+            },
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Signals arrive on a channel so the control loop can wait on them and on shard events.
+fn spawn_signal_thread() -> Result<Receiver<i32>, ServeError> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(ServeError::Signals)?;
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::Builder::new()
+        .name("keyway-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if tx.send(sig).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(ServeError::Signals)?;
+    Ok(rx)
 }
 
 /// One SO_REUSEPORT listener per shard on the same address. With port 0 the first listener

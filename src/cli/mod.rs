@@ -2,7 +2,19 @@
 //! store, `keys`, `plans`, `snapshot`). Every failure is one line on stderr saying what
 //! happened and what to do; configuration errors exit 2, other failures 1.
 
+pub mod context;
+pub mod key_flags;
+pub mod key_import;
+pub mod keys;
+pub mod parse;
+pub mod plans;
+pub mod progress;
 mod quickstart;
+mod reload;
+pub mod render;
+pub mod snapshot;
+
+pub use context::{CliContext, CliError};
 
 use crate::config::Config;
 use clap::{Parser, Subcommand};
@@ -23,6 +35,12 @@ pub struct Cli {
     /// Configuration file.
     #[arg(long, global = true, env = "KEYWAY_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Key database (overrides `[keys] db`).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Snapshot file (overrides `[keys] snapshot`).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub snapshot: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -43,6 +61,21 @@ pub enum Command {
     },
     /// Check a configuration file and exit (0 = valid, 2 = invalid).
     CheckConfig,
+    /// Manage API keys: create, list, show, update, revoke, rotate, import.
+    #[command(subcommand)]
+    Keys(keys::KeysCmd),
+    /// Manage plans (named tiers of limits and scopes).
+    #[command(subcommand)]
+    Plans(plans::PlansCmd),
+    /// Build or inspect the snapshot the gateway loads.
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCmd),
+    /// Make the running gateway reload its key table (SIGHUP) and wait for the outcome.
+    Reload {
+        /// How long to wait for every shard to confirm.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        wait: std::time::Duration,
+    },
     /// Run a demo: a built-in upstream and a gateway on 127.0.0.1:8080, with curl lines to try.
     Quickstart {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -56,7 +89,15 @@ pub enum Command {
 pub fn run() -> i32 {
     let cli = Cli::parse();
     init_logging();
+    let paths = KeyPaths {
+        config: cli.config.clone(),
+        db: cli.db.clone(),
+        snapshot: cli.snapshot.clone(),
+    };
     match cli.command {
+        Command::Keys(cmd) => with_keys_context(&paths, |ctx| keys::run(cmd, ctx)),
+        Command::Plans(cmd) => with_keys_context(&paths, |ctx| plans::run(cmd, ctx)),
+        Command::Snapshot(cmd) => with_keys_context(&paths, |ctx| snapshot::run(cmd, ctx)),
         Command::Serve {
             listen,
             admin_listen,
@@ -88,10 +129,64 @@ pub fn run() -> i32 {
             }
             Err(code) => code,
         },
+        Command::Reload { wait } => {
+            let config = match load_config(cli.config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match reload::run(&config, wait) {
+                Ok(msg) => {
+                    println!("{msg}");
+                    0
+                }
+                Err(msg) => {
+                    eprintln!("keyway: {msg}");
+                    1
+                }
+            }
+        }
         Command::Quickstart {
             listen,
             admin_listen,
         } => quickstart::run(listen, admin_listen),
+    }
+}
+
+/// Paths the key commands work on: flags first, then the configuration's `[keys]`.
+struct KeyPaths {
+    config: Option<PathBuf>,
+    db: Option<PathBuf>,
+    snapshot: Option<PathBuf>,
+}
+
+fn with_keys_context(
+    paths: &KeyPaths,
+    run: impl FnOnce(&CliContext) -> Result<(), CliError>,
+) -> i32 {
+    let needs_config = paths.db.is_none() || paths.snapshot.is_none();
+    let keys = match &paths.config {
+        Some(p) if needs_config => match load_config(Some(p)) {
+            Ok(c) => c.keys,
+            Err(code) => return code,
+        },
+        None if needs_config && std::path::Path::new(DEFAULT_CONFIG).exists() => {
+            match load_config(None) {
+                Ok(c) => c.keys,
+                Err(code) => return code,
+            }
+        }
+        _ => crate::config::Keys::default(),
+    };
+    let ctx = CliContext {
+        db_path: paths.db.clone().unwrap_or(keys.db),
+        snapshot_path: paths.snapshot.clone().unwrap_or(keys.snapshot),
+    };
+    match run(&ctx) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("keyway: {e}");
+            1
+        }
     }
 }
 

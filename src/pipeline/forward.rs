@@ -64,6 +64,7 @@ pub(super) async fn forward(
     rid: &RequestId,
     identity: &[(&[u8], &[u8])],
     strip_authorization: bool,
+    response_extra: &[(&[u8], &[u8])],
 ) -> Finished {
     let shared = &ctx.shared;
     let t = &shared.config.timeouts;
@@ -278,7 +279,7 @@ pub(super) async fn forward(
             framing,
             keep_alive,
             version: req.version,
-            extra: &[],
+            extra: response_extra,
             request_id: rid.as_bytes(),
         },
     );

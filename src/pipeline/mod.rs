@@ -5,6 +5,7 @@
 //! and checked on their own). Each step either passes the request on or answers it with a
 //! [`Problem`]; only [`forward`] talks to an upstream.
 
+mod auth;
 pub mod client;
 mod forward;
 pub mod heads;
@@ -235,35 +236,102 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
         .await;
     }
 
-    // Authenticate.
-    if !route_cfg.public {
+    // Policy that needs no key: a declared body over the route's limit is refused before
+    // any body byte is read (and before `100 Continue`).
+    let declared_too_large =
+        matches!(head.framing, Framing::Length(n) if n > shared.route_max_body[route]);
+
+    if route_cfg.public {
+        if declared_too_large {
+            return refuse(
+                ctx,
+                conn,
+                Problem::BodyTooLarge,
+                BODY_TOO_LARGE,
+                Some(route),
+                true,
+            )
+            .await;
+        }
+        return forward::forward(ctx, conn, route, &rid, &[], false, &[]).await;
+    }
+
+    // Authenticate: extract the key, then check it against this shard's key table. The table
+    // is held (an `Rc` clone) until the request ends, whatever a reload does meanwhile.
+    let Some(keys) = ctx.keys.borrow().clone() else {
         return refuse(
             ctx,
             conn,
             Problem::KeysUnavailable,
-            "no key table is loaded; build one with `keyway snapshot build` and reload",
+            "no key table is loaded; build one with `keyway snapshot build` and run `keyway reload`",
+            Some(route),
+            true,
+        )
+        .await;
+    };
+    let presented = match auth::extract(head, buf, shared.config.keys.bearer) {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return refuse(
+                ctx,
+                conn,
+                Problem::MissingKey,
+                "send your API key in the x-api-key header or as Authorization: Bearer",
+                Some(route),
+                true,
+            )
+            .await
+        }
+        Err((problem, detail)) => {
+            return refuse(ctx, conn, problem, detail, Some(route), true).await;
+        }
+    };
+    let via_authorization = presented.via_authorization;
+    let caller = match auth::check(&keys, presented.key, ctx.now_unix.get()) {
+        Ok(c) => c,
+        Err((problem, detail)) => {
+            return refuse(ctx, conn, problem, detail, Some(route), true).await;
+        }
+    };
+    if declared_too_large {
+        return refuse(
+            ctx,
+            conn,
+            Problem::BodyTooLarge,
+            BODY_TOO_LARGE,
             Some(route),
             true,
         )
         .await;
     }
 
-    // Policy: body size is refused from the declared length, before any body byte is read.
-    if let Framing::Length(n) = head.framing {
-        if n > shared.route_max_body[route] {
-            return refuse(
-                ctx,
-                conn,
-                Problem::BodyTooLarge,
-                "declared Content-Length exceeds the body size limit",
-                Some(route),
-                true,
-            )
-            .await;
-        }
-    }
+    let names = &shared.config.identity;
+    let key = caller.key;
+    let plan = key.plan();
+    let identity: [(&[u8], &[u8]); 3] = [
+        (names.key_id_header.as_bytes(), key.id().as_bytes()),
+        (names.tenant_header.as_bytes(), key.tenant().as_bytes()),
+        (names.plan_header.as_bytes(), plan.name().as_bytes()),
+    ];
+    // A rotated-out secret still works until its grace ends: say so (RFC 9745, RFC 8594).
+    let lifecycle = caller.grace_until.map(lifecycle_headers);
+    let extra: Vec<(&[u8], &[u8])> = match &lifecycle {
+        Some((deprecation, sunset)) => vec![
+            (b"Deprecation".as_slice(), deprecation.as_bytes()),
+            (b"Sunset".as_slice(), sunset.as_bytes()),
+        ],
+        None => Vec::new(),
+    };
+    forward::forward(ctx, conn, route, &rid, &identity, via_authorization, &extra).await
+}
 
-    forward::forward(ctx, conn, route, &rid, &[], false).await
+const BODY_TOO_LARGE: &str = "declared Content-Length exceeds the body size limit";
+
+/// `Deprecation` (a structured date: now) and `Sunset` (HTTP-date of the grace end).
+fn lifecycle_headers(grace_until: i64) -> (String, String) {
+    let now = crate::reload::unix_now();
+    let sunset = std::time::UNIX_EPOCH + std::time::Duration::from_secs(grace_until.max(0) as u64);
+    (format!("@{now}"), httpdate::fmt_http_date(sunset))
 }
 
 /// Answers the current request with a problem. `head_parsed`: the head is valid, so its

@@ -3,10 +3,12 @@
 
 use crate::config::Config;
 use crate::http::{HeadLimits, KnownHeaders};
+use crate::keys::Snapshot;
 use crate::metrics::{Published, ShardMetrics};
 use crate::policy::RouteTable;
 use crate::upstream::Pool;
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::Arc;
 
 /// Built once from the configuration; read by every shard.
@@ -123,10 +125,16 @@ pub struct ShardCtx {
     /// Requests between a complete head and the end of their response.
     pub in_flight: Cell<usize>,
     pub request_ids: RequestIds,
+    /// The key table this shard serves. A request clones the `Rc` (not the `Arc`: no atomic
+    /// on the request path) and finishes on that table even if a reload swaps it meanwhile.
+    pub keys: RefCell<Option<Rc<Arc<Snapshot>>>>,
+    /// Unix seconds, refreshed by the shard's control timer (10 ms): validity checks need
+    /// seconds, not a clock read per request.
+    pub now_unix: Cell<i64>,
 }
 
 impl ShardCtx {
-    pub fn new(id: usize, shared: Arc<Shared>) -> ShardCtx {
+    pub fn new(id: usize, shared: Arc<Shared>, keys: Option<Arc<Snapshot>>) -> ShardCtx {
         let c = &shared.config;
         let pools = c
             .upstreams
@@ -150,6 +158,8 @@ impl ShardCtx {
             draining: Cell::new(false),
             in_flight: Cell::new(0),
             request_ids: RequestIds::new(id),
+            keys: RefCell::new(keys.map(Rc::new)),
+            now_unix: Cell::new(crate::reload::unix_now()),
             shared,
         }
     }

@@ -5,6 +5,7 @@ pub mod context;
 
 pub use context::{RequestIds, ShardCtx, Shared};
 
+use crate::keys::Snapshot;
 use crate::pipeline::serve_connection;
 use crossbeam_channel::{Receiver, Sender};
 use glommio::net::TcpListener;
@@ -22,6 +23,8 @@ pub const PUBLISH_EVERY: Duration = Duration::from_millis(500);
 
 /// Messages from the control thread to a shard.
 pub enum Control {
+    /// Serve this key table from now on (requests in flight finish on the old one).
+    Keys(Arc<Snapshot>),
     /// Stop accepting, finish requests in flight (up to `timeouts.drain`), then exit.
     Drain,
 }
@@ -29,6 +32,11 @@ pub enum Control {
 /// Events from shards to the control thread.
 pub enum ShardEvent {
     Listening(usize),
+    /// The shard now serves the key table of this generation.
+    KeysSwapped {
+        shard: usize,
+        generation: u64,
+    },
     Exited(usize),
 }
 
@@ -37,6 +45,7 @@ pub fn spawn(
     id: usize,
     cpu: Option<usize>,
     shared: Arc<Shared>,
+    keys: Option<Arc<Snapshot>>,
     listener: OwnedFd,
     control: Receiver<Control>,
     events: Sender<ShardEvent>,
@@ -50,18 +59,19 @@ pub fn spawn(
         // The data plane does no file I/O through glommio: keep locked DMA memory small.
         .io_memory(512 << 10)
         .ring_depth(256)
-        .spawn(move || run(id, shared, listener, control, events))
+        .spawn(move || run(id, shared, keys, listener, control, events))
         .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 async fn run(
     id: usize,
     shared: Arc<Shared>,
+    keys: Option<Arc<Snapshot>>,
     listener: OwnedFd,
     control: Receiver<Control>,
     events: Sender<ShardEvent>,
 ) {
-    let ctx = Rc::new(ShardCtx::new(id, shared));
+    let ctx = Rc::new(ShardCtx::new(id, shared, keys));
     // SAFETY: the fd is a bound, listening TCP socket handed over to this shard alone.
     let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
     let accept = glommio::spawn_local(accept_loop(ctx.clone(), listener));
@@ -70,8 +80,19 @@ async fn run(
     let mut published = Instant::now();
     'control: loop {
         glommio::timer::sleep(CONTROL_POLL).await;
-        if let Ok(Control::Drain) = control.try_recv() {
-            break 'control;
+        ctx.now_unix.set(crate::reload::unix_now());
+        for msg in control.try_iter() {
+            match msg {
+                Control::Keys(snapshot) => {
+                    let generation = snapshot.generation();
+                    ctx.keys.replace(Some(Rc::new(snapshot)));
+                    let _ = events.send(ShardEvent::KeysSwapped {
+                        shard: id,
+                        generation,
+                    });
+                }
+                Control::Drain => break 'control,
+            }
         }
         if published.elapsed() >= PUBLISH_EVERY {
             ctx.shared.published.publish(id, &ctx.metrics.borrow());

@@ -30,44 +30,49 @@ pub fn loadtest_bin() -> PathBuf {
     bin
 }
 
+/// Lines a child wrote to stderr, collected in the background.
+pub type Captured = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
 /// Spawns `cmd`, waits (bounded) for a stdout line containing `marker`, returns the child and
 /// that line. Later stdout lines are drained in the background.
-fn spawn_until(mut cmd: Command, marker: &str) -> (Child, String) {
+fn spawn_until(cmd: Command, marker: &str) -> (Child, String) {
+    let (child, line, _) = spawn_capturing(cmd, marker);
+    (child, line)
+}
+
+/// Like `spawn_until`, and every stdout and stderr line is kept for the test to inspect.
+fn spawn_capturing(mut cmd: Command, marker: &str) -> (Child, String, Captured) {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
     let stdout = child.stdout.take().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     let marker = marker.to_string();
+    let captured: Captured = Default::default();
+    let out_lines = captured.clone();
     std::thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            out_lines.lock().unwrap().push(line.clone());
             if !sent && line.contains(&marker) {
                 let _ = tx.send(line);
                 sent = true;
             }
         }
     });
-    let (etx, erx) = mpsc::channel::<String>();
+    let err_lines = captured.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = etx.send(line);
+            err_lines.lock().unwrap().push(line);
         }
     });
     match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(line) => {
-            // Keep stderr flowing so the child never blocks on a full pipe.
-            std::thread::spawn(move || while erx.recv().is_ok() {});
-            (child, line)
-        }
+        Ok(line) => (child, line, captured),
         Err(_) => {
             let _ = child.kill();
             let _ = child.wait();
-            let errors: Vec<String> = erx.try_iter().collect();
-            panic!(
-                "process did not become ready; stderr:\n{}",
-                errors.join("\n")
-            );
+            let lines = captured.lock().unwrap().join("\n");
+            panic!("process did not become ready; output:\n{lines}");
         }
     }
 }
@@ -122,6 +127,9 @@ pub struct Gateway {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    /// Everything the gateway printed (stdout and stderr).
+    pub output: Captured,
 }
 
 impl Gateway {
@@ -139,17 +147,24 @@ impl Gateway {
     }
 
     pub fn start_with(dir: tempfile::TempDir, config: &Path) -> Gateway {
+        Gateway::start_logging(dir, config, "warn")
+    }
+
+    /// Starts with `KEYWAY_LOG=level` (tests that inspect the log use `debug`).
+    pub fn start_logging(dir: tempfile::TempDir, config: &Path, level: &str) -> Gateway {
         let mut cmd = Command::new(keyway_bin());
         cmd.arg("serve")
             .arg("--config")
             .arg(config)
-            .env("KEYWAY_LOG", "warn");
-        let (child, line) = spawn_until(cmd, "keyway listening on");
+            .env("KEYWAY_LOG", level);
+        let (child, line, output) = spawn_capturing(cmd, "keyway listening on");
         Gateway {
             child,
             addr: addr_after(&line, "listening on"),
             admin: addr_after(&line, "admin"),
             dir,
+            config: config.to_path_buf(),
+            output,
         }
     }
 

@@ -1,0 +1,73 @@
+//! What every `keys` / `plans` / `snapshot` command gets: where the store and the snapshot
+//! are, and the one error type they return.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::store::{Store, StoreError};
+
+/// Paths resolved from the config (`[keys] db`, `[keys] snapshot`) and the global flags.
+#[derive(Clone, Debug)]
+pub struct CliContext {
+    /// The key database (`--db`, else `[keys] db`, else `keys.db` under the state dir).
+    pub db_path: PathBuf,
+    /// The snapshot the data plane loads (`--snapshot`, else `[keys] snapshot`, else
+    /// `keys.snap` under the state dir).
+    pub snapshot_path: PathBuf,
+}
+
+impl CliContext {
+    pub fn open_store(&self) -> Result<Store, CliError> {
+        Store::open(&self.db_path).map_err(|e| {
+            CliError(format!(
+                "cannot open the key database {}: {e}",
+                self.db_path.display()
+            ))
+        })
+    }
+}
+
+/// One line saying what happened and what to do. The process exits with status 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError(pub String);
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError(format!("cannot write the output: {e}"))
+    }
+}
+
+/// Writes `text` to stdout (an error rather than a panic if stdout is closed).
+pub fn print(text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Writes a JSON value, pretty-printed, and a newline to stdout.
+pub fn print_json(value: &serde_json::Value) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError(format!("cannot encode JSON: {e}")))?;
+    print(&(text + "\n"))
+}
+
+/// Printed (to stderr) after a change, which the gateway sees only in its next snapshot.
+pub fn note_rebuild() {
+    eprintln!("note: the gateway sees this after `keyway snapshot build` and a reload");
+}

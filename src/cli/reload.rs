@@ -1,0 +1,87 @@
+//! `keyway reload`: signal the running gateway (pid file in the state directory) to reload
+//! its key table, and wait until every shard serves it or the file was refused.
+
+use crate::config::Config;
+use crate::reload::{RuntimeFiles, SnapshotStatus};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+pub fn run(config: &Config, wait: Duration) -> Result<String, String> {
+    let files = RuntimeFiles::in_dir(&config.server.state_dir);
+    let pid: i32 = read_trimmed(&files.pid)?.parse().map_err(|_| {
+        format!(
+            "{} does not hold a pid; is keyway running with this config?",
+            files.pid.display()
+        )
+    })?;
+    let admin: SocketAddr = read_trimmed(&files.admin)?.parse().map_err(|_| {
+        format!(
+            "{} does not hold an address; restart keyway",
+            files.admin.display()
+        )
+    })?;
+    let before = fetch(admin)?;
+    // SAFETY: plain kill(2) on a pid we read; no memory is involved.
+    if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
+        return Err(format!(
+            "cannot signal pid {pid}: {}; is keyway running (stale {})?",
+            std::io::Error::last_os_error(),
+            files.pid.display()
+        ));
+    }
+    let deadline = Instant::now() + wait;
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = fetch(admin)?;
+        if now.attempts > before.attempts {
+            if let Some(err) = now.last_error {
+                return Err(format!(
+                    "reload refused, the previous key table keeps serving: {err}"
+                ));
+            }
+            if now.rolling_out.is_none() {
+                return Ok(format!(
+                    "reloaded: generation {}, {} keys, from {}",
+                    now.generation.unwrap_or(0),
+                    now.keys,
+                    now.path
+                ));
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "no confirmation within {}s; check the gateway's log",
+                wait.as_secs()
+            ));
+        }
+    }
+}
+
+fn read_trimmed(path: &std::path::Path) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| {
+            format!(
+                "cannot read {}: {e}; is keyway running with this config's state_dir?",
+                path.display()
+            )
+        })
+}
+
+/// GET /snapshot on the admin listener.
+fn fetch(admin: SocketAddr) -> Result<SnapshotStatus, String> {
+    let err = |e: std::io::Error| format!("cannot reach the admin listener at {admin}: {e}");
+    let mut s = TcpStream::connect_timeout(&admin, Duration::from_secs(2)).map_err(err)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(err)?;
+    s.write_all(b"GET /snapshot HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+        .map_err(err)?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).map_err(err)?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .ok_or_else(|| format!("bad answer from {admin}/snapshot"))?;
+    serde_json::from_str(body).map_err(|e| format!("bad JSON from {admin}/snapshot: {e}"))
+}

@@ -1,0 +1,21 @@
+//! API keys: the key format and its digest, and the snapshot the data plane authenticates
+//! against. Pure: no sockets, threads, clock or glommio — `now` is an argument.
+//!
+//! - `format`: `{prefix}_{30 random base62}{6 base62 CRC32}`, generation, the allocation-free
+//!   check, SHA-256 digests, display hints, key ids;
+//! - `model`: the control plane's owned plan and key records (what `snapshot::build` takes);
+//! - `snapshot`: build / write / load+validate once / zero-copy lookup (docs/snapshot-format.md);
+//! - `auth`: format check -> digest -> lookup -> validity, with the client-facing codes.
+
+pub mod auth;
+pub mod format;
+pub mod model;
+pub mod snapshot;
+
+pub use auth::{authenticate, AuthError, Authenticated};
+pub use format::{
+    check_format, compose_secret, digest, generate_key_id, generate_secret, hint, looks_like_ours,
+    validate_prefix, FormatError, DEFAULT_PREFIX, TEST_PREFIX,
+};
+pub use model::{GraceSecret, KeySpec, LimitSpec, PlanSpec, Window};
+pub use snapshot::{build, write_atomic, KeyView, PlanView, Snapshot, SnapshotError};

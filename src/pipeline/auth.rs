@@ -1,0 +1,163 @@
+//! Steps 3-6 of a request: extract the key (header or Bearer), then authenticate it against
+//! the shard's current key table. Pure apart from reading the head: time comes in as `now`.
+
+use crate::error::Problem;
+use crate::http::headers::trim;
+use crate::http::RequestHead;
+use crate::keys::{authenticate, AuthError, Authenticated, Snapshot};
+
+/// Where the key came from, so the forwarding step strips exactly that.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Presented<'b> {
+    pub key: &'b [u8],
+    /// The Authorization header carried the key (Bearer) and must not be forwarded.
+    pub via_authorization: bool,
+}
+
+/// A refusal with its one-line detail.
+pub type Refusal = (Problem, &'static str);
+
+/// Finds the key in the request: the configured key header, else `Authorization: Bearer`
+/// (when enabled). Two key headers, or both sources with different keys: 400.
+pub fn extract<'b>(
+    head: &RequestHead,
+    buf: &'b [u8],
+    bearer: bool,
+) -> Result<Option<Presented<'b>>, Refusal> {
+    if head.duplicate_key_headers {
+        return Err((
+            Problem::ConflictingKeys,
+            "more than one API-key or Authorization header; send the key once",
+        ));
+    }
+    let header = head
+        .api_key_header
+        .map(|i| trim(head.value(buf, i)))
+        .filter(|v| !v.is_empty());
+    let bearer_key = if bearer {
+        head.authorization
+            .and_then(|i| bearer_token(head.value(buf, i)))
+    } else {
+        None
+    };
+    match (header, bearer_key) {
+        (None, None) => Ok(None),
+        (Some(key), None) => Ok(Some(Presented {
+            key,
+            via_authorization: false,
+        })),
+        (None, Some(key)) => Ok(Some(Presented {
+            key,
+            via_authorization: true,
+        })),
+        (Some(a), Some(b)) if a == b => Ok(Some(Presented {
+            key: a,
+            via_authorization: true,
+        })),
+        (Some(_), Some(_)) => Err((
+            Problem::ConflictingKeys,
+            "the API-key header and the Bearer token differ; send one key",
+        )),
+    }
+}
+
+/// The token of `Bearer <token>` (scheme case-insensitive, one or more spaces).
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    let value = trim(value);
+    if value.len() < 7 || !value[..6].eq_ignore_ascii_case(b"bearer") || value[6] != b' ' {
+        return None;
+    }
+    let token = trim(&value[7..]);
+    (!token.is_empty()).then_some(token)
+}
+
+/// Authenticates the presented key; the 401 problem on failure.
+pub fn check<'s>(
+    snapshot: &'s Snapshot,
+    presented: &[u8],
+    now_unix: i64,
+) -> Result<Authenticated<'s>, Refusal> {
+    authenticate(snapshot, presented, now_unix).map_err(|e| match e {
+        AuthError::Malformed(_) => (
+            Problem::MalformedKey,
+            "the API key is not of a valid format; check that it was copied whole",
+        ),
+        AuthError::Unknown => (Problem::InvalidKey, "the API key is not known"),
+        AuthError::Revoked => (
+            Problem::KeyRevoked,
+            "the API key was revoked or rotated; use its current secret",
+        ),
+        AuthError::Expired => (
+            Problem::KeyExpired,
+            "the API key is outside its validity window",
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{HeadLimits, KnownHeaders};
+
+    fn extract_from(raw: &[u8]) -> Result<Option<(Vec<u8>, bool)>, Problem> {
+        let mut head = RequestHead::default();
+        assert_eq!(
+            head.parse(raw, &HeadLimits::default(), &KnownHeaders::default()),
+            Ok(true)
+        );
+        extract(&head, raw, true)
+            .map(|p| p.map(|p| (p.key.to_vec(), p.via_authorization)))
+            .map_err(|(p, _)| p)
+    }
+
+    #[test]
+    fn sources() {
+        assert_eq!(extract_from(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"), Ok(None));
+        assert_eq!(
+            extract_from(b"GET / HTTP/1.1\r\nHost: a\r\nx-api-key: k1\r\n\r\n"),
+            Ok(Some((b"k1".to_vec(), false)))
+        );
+        assert_eq!(
+            extract_from(b"GET / HTTP/1.1\r\nHost: a\r\nAuthorization: bearer   k2\r\n\r\n"),
+            Ok(Some((b"k2".to_vec(), true)))
+        );
+        // Another scheme is not a key: it is forwarded untouched.
+        assert_eq!(
+            extract_from(b"GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Basic dTpw\r\n\r\n"),
+            Ok(None)
+        );
+        assert_eq!(
+            extract_from(
+                b"GET / HTTP/1.1\r\nHost: a\r\nx-api-key: \r\nAuthorization: Bearer k3\r\n\r\n"
+            ),
+            Ok(Some((b"k3".to_vec(), true)))
+        );
+        assert_eq!(
+            extract_from(
+                b"GET / HTTP/1.1\r\nHost: a\r\nx-api-key: k\r\nAuthorization: Bearer k\r\n\r\n"
+            ),
+            Ok(Some((b"k".to_vec(), true)))
+        );
+    }
+
+    #[test]
+    fn conflicts_are_400() {
+        for raw in [
+            &b"GET / HTTP/1.1\r\nHost: a\r\nx-api-key: a\r\nx-api-key: b\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: a\r\nx-api-key: a\r\nX-API-KEY: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nx-api-key: a\r\nAuthorization: Bearer b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer a\r\nAuthorization: Bearer a\r\n\r\n",
+        ] {
+            assert_eq!(extract_from(raw), Err(Problem::ConflictingKeys));
+        }
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(bearer_token(b"Bearer abc"), Some(&b"abc"[..]));
+        assert_eq!(bearer_token(b"BEARER  abc "), Some(&b"abc"[..]));
+        assert_eq!(bearer_token(b"Bearerabc"), None);
+        assert_eq!(bearer_token(b"Bearer "), None);
+        assert_eq!(bearer_token(b"Basic abc"), None);
+    }
+}

@@ -1,0 +1,313 @@
+//! End to end through the real binary: plans, keys (create, list, show, rotate, revoke,
+//! import), snapshot build and inspect, with the rule that a secret is printed only once.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+struct Env {
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+    snap: PathBuf,
+    /// Everything any command printed, to check no secret leaked into it.
+    seen: String,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state/keys.db");
+        let snap = dir.path().join("state/keys.snap");
+        Env {
+            _dir: dir,
+            db,
+            snap,
+            seen: String::new(),
+        }
+    }
+
+    /// `keyway --db DB --snapshot SNAP ARGS...`; returns stdout, panics unless it succeeded.
+    fn ok(&mut self, args: &[&str]) -> String {
+        let out = self.raw(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Like `ok` but expects exit status 1 and returns stderr.
+    fn fails(&mut self, args: &[&str]) -> String {
+        let out = self.raw(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?} should fail");
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    fn raw(&mut self, args: &[&str]) -> Output {
+        let out = Command::new(env!("CARGO_BIN_EXE_keyway"))
+            .arg("--db")
+            .arg(&self.db)
+            .arg("--snapshot")
+            .arg(&self.snap)
+            .args(args)
+            .output()
+            .unwrap();
+        self.seen.push_str(&String::from_utf8_lossy(&out.stdout));
+        self.seen.push_str(&String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    fn json(&mut self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+}
+
+fn file_contains(path: &Path, needle: &str) -> bool {
+    let mut bytes = std::fs::read(path).unwrap_or_default();
+    for extra in ["-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(extra);
+        bytes.extend(std::fs::read(p).unwrap_or_default());
+    }
+    bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn key_lifecycle_through_the_binary() {
+    let mut env = Env::new();
+    env.ok(&[
+        "plans",
+        "set",
+        "free",
+        "--limit",
+        "20/s",
+        "--scope",
+        "GET /v1/**",
+        "--max-body",
+        "1MiB",
+    ]);
+    env.ok(&[
+        "plans",
+        "set",
+        "pro",
+        "--limit",
+        "100/s",
+        "--limit",
+        "100000/day",
+    ]);
+    let plans = env.json(&["plans", "list", "--json"]);
+    assert_eq!(plans.as_array().unwrap().len(), 2);
+    assert_eq!(plans[0]["name"], "free");
+    assert_eq!(plans[0]["max_body_bytes"], 1 << 20);
+
+    // Create: the secret is printed once, in the JSON.
+    let created = env.json(&[
+        "keys",
+        "create",
+        "--tenant",
+        "acme",
+        "--plan",
+        "free",
+        "--name",
+        "ci bot",
+        "--scope",
+        "POST /v1/orders/*",
+        "--meta",
+        "team=payments",
+        "--allow-ip",
+        "10.0.0.0/8",
+        "--ttl",
+        "30d",
+        "--json",
+    ]);
+    let id = created["id"].as_str().unwrap().to_owned();
+    let secret = created["key"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("key_"), "{id}");
+    assert!(secret.starts_with("kw_live_"), "{secret}");
+    assert_eq!(created["record"]["tenant"], "acme");
+    assert_eq!(created["record"]["state"], "active");
+    assert_eq!(created["record"]["metadata"]["team"], "payments");
+    let seen_at_creation = env.seen.clone();
+    assert_eq!(
+        seen_at_creation.matches(&secret).count(),
+        1,
+        "printed exactly once"
+    );
+
+    // Bad input is refused with one line saying why.
+    let err = env.fails(&["keys", "create", "--tenant", "acme", "--plan", "gold"]);
+    assert!(err.contains("no plan named \"gold\""), "{err}");
+
+    // List and show never print it.
+    let table = env.ok(&["keys", "list"]);
+    assert!(
+        table.contains(&id) && table.contains("acme") && table.contains("active"),
+        "{table}"
+    );
+    let listed = env.json(&["keys", "list", "--tenant", "acme", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(env
+        .json(&["keys", "list", "--plan", "pro", "--json"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let shown = env.json(&["keys", "show", &id, "--json"]);
+    assert_eq!(shown["scopes"][0], "POST /v1/orders/*");
+    env.ok(&["keys", "show", &id]);
+    env.ok(&[
+        "keys",
+        "update",
+        &id,
+        "--plan",
+        "pro",
+        "--limit",
+        "5/s",
+        "--clear-meta",
+    ]);
+    assert_eq!(env.json(&["keys", "show", &id, "--json"])["plan"], "pro");
+
+    // Rotate with grace: new secret once, old one listed as still valid.
+    let rotated = env.json(&["keys", "rotate", &id, "--grace", "24h", "--json"]);
+    let new_secret = rotated["key"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, secret);
+    assert!(rotated["previous_valid_until"].is_string());
+    let shown = env.json(&["keys", "show", &id, "--json"]);
+    assert_eq!(shown["previous_secrets_valid"].as_array().unwrap().len(), 1);
+    assert_eq!(shown["hint"].as_str().unwrap(), &new_secret[..12]);
+
+    // Revoke.
+    env.ok(&["keys", "revoke", &id]);
+    assert_eq!(
+        env.json(&["keys", "show", &id, "--json"])["state"],
+        "revoked"
+    );
+    let err = env.fails(&["plans", "delete", "pro"]);
+    assert!(err.contains("used by 1 key"), "{err}");
+
+    // Snapshot build, then inspect.
+    env.ok(&[
+        "keys", "create", "--tenant", "globex", "--plan", "free", "--json",
+    ]);
+    let built = env.ok(&["snapshot", "build"]);
+    assert!(
+        built.starts_with("generation 1, 2 keys, 2 plans, "),
+        "{built}"
+    );
+    let snap = env.snap.to_str().unwrap().to_owned();
+    let inspected = env.json(&["snapshot", "inspect", &snap, "--json"]);
+    assert_eq!(inspected["valid"], true);
+    assert_eq!(inspected["generation"], 1);
+    assert_eq!(inspected["keys"], 2);
+    assert_eq!(inspected["plans"], 2);
+    let built = env.ok(&["snapshot", "build"]);
+    assert!(built.starts_with("generation 2, "), "{built}");
+
+    // A damaged snapshot is refused, with the reason and exit status 1.
+    std::fs::write(&env.snap, b"not a snapshot").unwrap();
+    let err = env.fails(&["snapshot", "inspect", &snap]);
+    assert!(err.contains("refused"), "{err}");
+
+    // Secrets: each printed once, stored nowhere.
+    let all_output = env.seen.clone();
+    for s in [&secret, &new_secret] {
+        assert_eq!(
+            all_output.matches(s.as_str()).count(),
+            1,
+            "a secret was printed twice"
+        );
+        assert!(
+            !file_contains(&env.db, s),
+            "a secret is in the database file"
+        );
+    }
+}
+
+#[test]
+fn import_tsv_and_jsonl() {
+    let mut env = Env::new();
+    env.ok(&[
+        "plans", "set", "legacy", "--limit", "100/s", "--scope", "* /**",
+    ]);
+    let dir = env.db.parent().unwrap().to_owned();
+    let tsv = dir.join("keys.tsv");
+    std::fs::write(
+        &tsv,
+        "# api_key\tkey_id\ttenant\trate_per_s\tburst\tclass  (n=2 seed=1)\n\
+         bjk4go8jdfb70b9xfz4b5suxy0rbb22g\tk000000\tt0000\t1000000\t1000000\tbench\n\
+         73fzsq6k9sy5j5lcgcayvbkjpjave182\tk000001\tt0001\t5\t5\tlimited\n",
+    )
+    .unwrap();
+    let out = env.ok(&[
+        "keys",
+        "import",
+        "--format",
+        "tsv",
+        "--plan",
+        "legacy",
+        tsv.to_str().unwrap(),
+    ]);
+    assert!(out.contains("Imported 2 new"), "{out}");
+    let k = env.json(&["keys", "show", "k000001", "--json"]);
+    assert_eq!(k["tenant"], "t0001");
+    assert_eq!(k["limits"][0], "5/s");
+    assert_eq!(k["legacy"], true);
+
+    let err = env.fails(&[
+        "keys",
+        "import",
+        "--format",
+        "tsv",
+        "--plan",
+        "legacy",
+        tsv.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("line 2") && err.contains("k000000") && err.contains("--replace"),
+        "{err}"
+    );
+    env.ok(&[
+        "keys",
+        "import",
+        "--format",
+        "tsv",
+        "--plan",
+        "legacy",
+        "--replace",
+        tsv.to_str().unwrap(),
+    ]);
+
+    let jsonl = dir.join("keys.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"key\":\"old-system-secret-1\",\"id\":\"acct_1\",\"tenant\":\"acme\",\"limits\":[\"5/s\"],\"name\":\"n\"}\n\
+         {\"key\":\"old-system-secret-2\",\"tenant\":\"acme\",\"limits\":[\"5/q\"]}\n",
+    )
+    .unwrap();
+    let err = env.fails(&[
+        "keys",
+        "import",
+        "--format",
+        "jsonl",
+        "--plan",
+        "legacy",
+        jsonl.to_str().unwrap(),
+    ]);
+    assert!(err.contains("line 2") && err.contains("limits"), "{err}");
+    assert!(env
+        .json(&["keys", "list", "--tenant", "acme", "--json"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    for (i, secret) in ["bjk4go8jdfb70b9xfz4b5suxy0rbb22g", "old-system-secret"]
+        .iter()
+        .enumerate()
+    {
+        assert!(!env.seen.contains(secret), "secret {i} printed");
+        assert!(!file_contains(&env.db, secret), "secret {i} stored");
+    }
+    let built = env.ok(&["snapshot", "build"]);
+    assert!(built.contains(", 2 keys, 1 plans,"), "{built}");
+}
