@@ -60,8 +60,12 @@ impl SnapshotStatus {
 }
 
 /// Loads and fully validates the snapshot at `path`; the refusal reason in one line.
+///
+/// The data plane serves a private copy (`load_private`), not a mapping of the file: an
+/// operator who `cp`s over the live file (instead of renaming) must not be able to change or
+/// fault the table being served.
 pub fn load(path: &Path) -> Result<Snapshot, String> {
-    Snapshot::load(path).map_err(|e| e.to_string())
+    Snapshot::load_private(path).map_err(|e| e.to_string())
 }
 
 pub fn unix_now() -> i64 {

@@ -60,8 +60,8 @@ fn build(a: BuildArgs, ctx: &CliContext) -> Result<(), CliError> {
     }
     let generation = store.next_generation_above(floor)?;
     let spinner = progress::spinner(keys.len() as u64, "building");
-    let bytes = snapshot::build(generation, now, &plans, &keys)
-        .map_err(|e| CliError(format!("cannot build the snapshot: {e}")));
+    let bytes =
+        snapshot::build(generation, now, &plans, &keys).map_err(|e| CliError(e.to_string()));
     spinner.set_message("writing");
     let written = bytes.and_then(|bytes| {
         snapshot::write_atomic(&out, &bytes)
@@ -87,10 +87,8 @@ fn inspect(a: InspectArgs, ctx: &CliContext) -> Result<(), CliError> {
             if a.json {
                 print_json(&json!({"path": path, "valid": false, "error": reason}))?;
             }
-            return Err(CliError(format!(
-                "snapshot {} refused: {reason}",
-                path.display()
-            )));
+            // The reason already names the file.
+            return Err(CliError(format!("refused: {reason}")));
         }
     };
     if a.json {

@@ -109,8 +109,8 @@ fn checksum_digits(random: &[u8]) -> [u8; CHECKSUM_LEN] {
     out
 }
 
-/// Value of 6 base62 digits (< 62^6 < 2^36). Digit `i` is independent of the others, so this
-/// overlaps with the CRC instead of waiting for it as encoding the CRC would.
+/// Value of 6 base62 digits (< 62^6 < 2^36). Independent of the CRC, so the CPU computes both
+/// at once; encoding the CRC into digits instead would have to wait for it.
 fn checksum_value(digits: &[u8]) -> u64 {
     digits
         .iter()
@@ -129,8 +129,8 @@ fn split(key: &[u8]) -> Result<(&[u8], &[u8]), FormatError> {
     }
 }
 
-/// The hot path's first check: prefix shape, separator, length, alphabet and CRC, in that
-/// order. No allocation, no hashing (≈ 30 bytes of CRC).
+/// The hot path's first check, in this order: length, `_` separator, prefix shape, base62
+/// alphabet, CRC. No allocation, no hashing (a CRC of 30 bytes).
 pub fn check_format(key: &[u8]) -> Result<(), FormatError> {
     let (prefix, body) = split(key)?;
     if !prefix_shape_ok(prefix) {

@@ -3,6 +3,7 @@
 //! cross references and the index order. A `Snapshot` that exists has passed all of them.
 
 use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
 use memmap2::{Advice, Mmap, MmapMut, MmapOptions};
@@ -41,30 +42,32 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Maps `path` and validates it (see the module docs). The file must only ever be
-    /// replaced by rename (as [`super::write_atomic`] does), never rewritten in place.
+    /// Maps `path` read-only and validates it once (see the module docs); reads are then
+    /// zero-copy from the page cache. The file must only ever be replaced by rename (as
+    /// [`super::write_atomic`] and `mv` do): rewriting a mapped file in place (`cp` over it,
+    /// truncation) changes or faults what is being served. [`Snapshot::load_private`] is
+    /// immune to that, at about three times the load time.
     pub fn load(path: &Path) -> Result<Snapshot, SnapshotError> {
-        let io = |source| SnapshotError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let file = File::open(path).map_err(io)?;
-        let meta = file.metadata().map_err(io)?;
-        if !meta.is_file() {
-            let not_file =
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
-            return Err(io(not_file));
-        }
-        if meta.len() == 0 {
-            return Err(SnapshotError::Empty {
-                at: Origin::file(path),
-            });
-        }
-        // SAFETY: the mapping is read-only and private to this Snapshot. Snapshot files are
-        // replaced by rename, which leaves this inode untouched; writing into a mapped
-        // snapshot in place is unsupported (as for any mmap reader).
-        let map = unsafe { MmapOptions::new().populate().map(&file) }.map_err(io)?;
-        let at = Origin::file(path);
+        let (file, len, at) = open_file(path)?;
+        // SAFETY: a read-only mapping owned by this Snapshot. Snapshot files are replaced by
+        // rename, which leaves this inode untouched; in-place writes are unsupported (above).
+        let map = unsafe { MmapOptions::new().len(len).populate().map(&file) };
+        let map = map.map_err(|source| io_error(path, source))?;
+        let header = check_header(&map, &at)?;
+        open(Bytes::Map(map), header, at)
+    }
+
+    /// Like [`Snapshot::load`], but reads the file into a private anonymous mapping (huge
+    /// pages where the kernel grants them), so nothing done to the file afterwards can affect
+    /// the loaded table. Costs a copy: 1.3-1.8 s instead of 0.4-0.5 s at 10 M keys, and the
+    /// memory is anonymous instead of shared page cache.
+    pub fn load_private(path: &Path) -> Result<Snapshot, SnapshotError> {
+        let (mut file, len, at) = open_file(path)?;
+        let io = |source| io_error(path, source);
+        let mut map = MmapMut::map_anon(len).map_err(io)?;
+        let _ = map.advise(Advice::HugePage); // a hint; without it we just get 4 KiB pages
+        file.read_exact(&mut map).map_err(io)?;
+        let map = map.make_read_only().map_err(io)?;
         let header = check_header(&map, &at)?;
         open(Bytes::Map(map), header, at)
     }
@@ -108,6 +111,34 @@ impl std::fmt::Debug for Snapshot {
             .field("bytes", &self.byte_len())
             .finish()
     }
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> SnapshotError {
+    SnapshotError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Opens a snapshot file: a non-empty regular file that fits in memory.
+fn open_file(path: &Path) -> Result<(File, usize, Origin), SnapshotError> {
+    let file = File::open(path).map_err(|e| io_error(path, e))?;
+    let meta = file.metadata().map_err(|e| io_error(path, e))?;
+    if !meta.is_file() {
+        let not_file = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
+        return Err(io_error(path, not_file));
+    }
+    let at = Origin::file(path);
+    let Ok(len) = usize::try_from(meta.len()) else {
+        return Err(SnapshotError::TooLarge {
+            at,
+            len: meta.len(),
+        });
+    };
+    if len == 0 {
+        return Err(SnapshotError::Empty { at });
+    }
+    Ok((file, len, at))
 }
 
 fn heap_copy(bytes: &[u8]) -> AlignedVec<64> {
@@ -190,7 +221,9 @@ fn open(bytes: Bytes, header: Header, at: Origin) -> Result<Snapshot, SnapshotEr
 
 fn text_ok(arena: &str, r: &ArchivedStrRef) -> bool {
     let off = r.off.to_native() as usize;
-    arena.get(off..off + r.len.to_native() as usize).is_some()
+    arena
+        .get(off..off.saturating_add(r.len.to_native() as usize))
+        .is_some()
 }
 
 /// An inline id is ASCII of the recorded length, zero-padded; an arena id is a valid `StrRef`.
@@ -200,14 +233,14 @@ fn id_ok(arena: &str, flags: u32, id: &[u8; INLINE_ID]) -> bool {
         let (off, rest) = id.split_at(4);
         let r = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
         let off = r(off);
-        len == 0 && arena.get(off..off + r(rest)).is_some()
+        len == 0 && arena.get(off..off.saturating_add(r(rest))).is_some()
     } else {
         len <= INLINE_ID && id[..len].is_ascii() && id[len..].iter().all(|&b| b == 0)
     }
 }
 
 fn span_ok(span: &ArchivedSpan, len: usize) -> bool {
-    span.start.to_native() as usize + span.len.to_native() as usize <= len
+    (span.start.to_native() as usize).saturating_add(span.len.to_native() as usize) <= len
 }
 
 /// Marks `i` in a bitmap; false if it was already marked.

@@ -57,6 +57,8 @@ pub enum SnapshotError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{at}: {len} bytes do not fit in this machine's address space; use a 64-bit build")]
+    TooLarge { at: Origin, len: u64 },
     #[error("{at}: the file is empty; rebuild it with `keyway snapshot build`")]
     Empty { at: Origin },
     #[error("{at}: {len} bytes is shorter than the {HEADER_LEN}-byte header (truncated); rebuild it with `keyway snapshot build`")]

@@ -313,6 +313,14 @@ fn files_write_atomically_and_load() {
         1,
         "no temporary file left"
     );
+    drop(snap); // a mapped file must not be rewritten in place while in use
+
+    let private = Snapshot::load_private(&path).unwrap();
+    std::fs::write(&path, b"overwritten in place").unwrap();
+    let hit = private.lookup(&digest(b"secret-7")).unwrap();
+    assert_eq!(hit.id(), "key_0000000000000007");
+    let again = Snapshot::load_private(&path);
+    assert!(matches!(again, Err(SnapshotError::BadMagic { .. })));
 
     match Snapshot::load(&dir.join("missing.snap")) {
         Err(e @ SnapshotError::Io { .. }) => assert!(e.to_string().contains("missing.snap")),
@@ -339,6 +347,12 @@ fn files_write_atomically_and_load() {
         Snapshot::load(&dir),
         Err(SnapshotError::Io { .. })
     ));
+    assert!(matches!(
+        Snapshot::load_private(&dir),
+        Err(SnapshotError::Io { .. })
+    ));
+    let empty = Snapshot::load_private(&dir.join("empty.snap"));
+    assert!(matches!(empty, Err(SnapshotError::Empty { .. })));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -123,7 +123,7 @@ fn text<'a>(data: &'a ArchivedSnapshotData, r: &ArchivedStrRef) -> &'a str {
     let off = r.off.to_native() as usize;
     data.arena
         .as_str()
-        .get(off..off + r.len.to_native() as usize)
+        .get(off..off.saturating_add(r.len.to_native() as usize))
         .unwrap_or("")
 }
 
@@ -131,7 +131,7 @@ fn run<'a, T>(v: &'a ArchivedVec<T>, span: Option<&ArchivedSpan>) -> &'a [T] {
     let Some(span) = span else { return &[] };
     let start = span.start.to_native() as usize;
     v.as_slice()
-        .get(start..start + span.len.to_native() as usize)
+        .get(start..start.saturating_add(span.len.to_native() as usize))
         .unwrap_or(&[])
 }
 
@@ -201,7 +201,7 @@ impl<'a> KeyView<'a> {
                 .data
                 .arena
                 .as_str()
-                .get(off..off + word(4) as usize)
+                .get(off..off.saturating_add(word(4) as usize))
                 .unwrap_or("");
         }
         let len = ((flags & KEY_ID_LEN_MASK) >> KEY_ID_LEN_SHIFT) as usize;
