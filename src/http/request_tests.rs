@@ -104,6 +104,29 @@ fn bad_transfer_encodings() {
 }
 
 #[test]
+fn bare_lf_anywhere_is_refused() {
+    for raw in [
+        &b"\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+        b"\r\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.1\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a  \n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX:\nY: b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\n\n",
+    ] {
+        assert_eq!(
+            problem(raw),
+            Problem::BadRequest,
+            "{:?}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+    // CRLF before the request line is tolerated (RFC 9112 §2.2).
+    parse_ok(b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    parse_ok(b"GET / HTTP/1.1\r\nHost: a \t\r\nX:\r\n\r\n");
+}
+
+#[test]
 fn bad_line_endings_and_folding() {
     for raw in [
         &b"GET / HTTP/1.1\nHost: a\r\n\r\n"[..],
