@@ -33,6 +33,7 @@ pub struct Config {
     pub identity: Identity,
     pub limits: Limits,
     pub timeouts: Timeouts,
+    pub ratelimit: RateLimit,
     /// Sorted by name; [`Config::upstream_index`] finds one.
     pub upstreams: Vec<Upstream>,
     /// In file order.
@@ -187,6 +188,33 @@ impl Default for Limits {
     }
 }
 
+/// `[ratelimit]`: how shards reconcile counters and which headers answers carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimit {
+    /// How often shards exchange per-key deltas (default 10 ms; 1 ms to 1 s).
+    pub sync_interval: Duration,
+    pub headers: RateLimitHeaders,
+}
+
+/// Which rate-limit response headers to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimitHeaders {
+    /// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
+    Ietf,
+    /// `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset`.
+    Legacy,
+    Off,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit {
+            sync_interval: Duration::from_millis(10),
+            headers: RateLimitHeaders::Ietf,
+        }
+    }
+}
+
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
@@ -209,6 +237,7 @@ impl Default for Config {
             identity: Identity::default(),
             limits: Limits::default(),
             timeouts: Timeouts::default(),
+            ratelimit: RateLimit::default(),
             upstreams: Vec::new(),
             routes: Vec::new(),
         }

@@ -24,6 +24,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub timeouts: RawTimeouts,
     #[serde(default)]
+    pub ratelimit: RawRateLimit,
+    #[serde(default)]
     pub upstreams: BTreeMap<Spanned<String>, RawUpstream>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
@@ -65,6 +67,13 @@ pub struct RawLimits {
     pub max_head_bytes: Opt<Quantity>,
     pub max_headers: Opt<Quantity>,
     pub max_body_bytes: Opt<Quantity>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    pub sync_interval: Opt<Quantity>,
+    pub headers: Opt<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -296,7 +296,7 @@ fn unknown_fields() {
     );
     assert_eq!(
         err("[sever]\n"),
-        "keyway.toml:1: unknown field `sever` at the top level; expected one of server, keys, identity, limits, timeouts, upstreams, routes"
+        "keyway.toml:1: unknown field `sever` at the top level; expected one of server, keys, identity, limits, timeouts, ratelimit, upstreams, routes"
     );
     assert_err(
         "[keys]\nheadr = \"x\"\n",
@@ -732,4 +732,17 @@ fn errors_have_lines_and_one_line_display() {
     // a multi-line parser message is flattened
     let s = err("[a\nb]\n");
     assert!(s.starts_with("keyway.toml:1: "), "{s}");
+}
+
+#[test]
+fn ratelimit_section() {
+    let c = parse("[ratelimit]\nsync_interval = \"5ms\"\nheaders = \"legacy\"\n").unwrap();
+    assert_eq!(c.ratelimit.sync_interval, std::time::Duration::from_millis(5));
+    assert_eq!(c.ratelimit.headers, RateLimitHeaders::Legacy);
+    let d = parse("").unwrap();
+    assert_eq!(d.ratelimit, RateLimit::default());
+    let e = parse("[ratelimit]\nheaders = \"nope\"\n").unwrap_err();
+    assert_eq!(e.line(), Some(2), "{e}");
+    let e = parse("[ratelimit]\nsync_interval = \"5s\"\n").unwrap_err();
+    assert_eq!(e.line(), Some(2), "{e}");
 }

@@ -10,9 +10,9 @@ use toml::Spanned;
 
 use super::cidr::Cidr;
 use super::error::{line_of, ConfigError};
-use super::raw::{Opt, RawConfig, RawLimits, RawServer, RawTimeouts};
+use super::raw::{Opt, RawConfig, RawLimits, RawRateLimit, RawServer, RawTimeouts};
 use super::units::{duration_of, size_of, Quantity};
-use super::{identity, routing, Config, Limits, Server, Timeouts};
+use super::{identity, routing, Config, Limits, RateLimit, RateLimitHeaders, Server, Timeouts};
 
 /// Highest accepted `server.shards`.
 const MAX_SHARDS: usize = 1024;
@@ -80,6 +80,7 @@ pub fn validate(raw: RawConfig, cx: &Ctx, base_dir: &Path) -> Result<Config, Con
         identity::keys_and_identity(&raw.keys, &raw.identity, cx, &server.state_dir)?;
     let limits = limits(&raw.limits, cx)?;
     let timeouts = timeouts(&raw.timeouts, cx)?;
+    let ratelimit = ratelimit(&raw.ratelimit, cx)?;
     let upstreams = routing::upstreams(&raw.upstreams, cx)?;
     let routes = routing::routes(&raw.routes, &upstreams, limits.max_body_bytes, cx)?;
     Ok(Config {
@@ -88,9 +89,40 @@ pub fn validate(raw: RawConfig, cx: &Ctx, base_dir: &Path) -> Result<Config, Con
         identity,
         limits,
         timeouts,
+        ratelimit,
         upstreams,
         routes,
     })
+}
+
+fn ratelimit(raw: &RawRateLimit, cx: &Ctx) -> Result<RateLimit, ConfigError> {
+    let mut r = RateLimit::default();
+    if let Some(q) = &raw.sync_interval {
+        let d = cx.duration("ratelimit.sync_interval", q)?;
+        if d < Duration::from_millis(1) || d > Duration::from_secs(1) {
+            return Err(cx.err(
+                &q.span(),
+                format!("ratelimit.sync_interval {} is out of range", q.get_ref()),
+                "write a duration from \"1ms\" to \"1s\" (default \"10ms\")",
+            ));
+        }
+        r.sync_interval = d;
+    }
+    if let Some(h) = &raw.headers {
+        r.headers = match h.get_ref().as_str() {
+            "ietf" => RateLimitHeaders::Ietf,
+            "legacy" => RateLimitHeaders::Legacy,
+            "off" => RateLimitHeaders::Off,
+            other => {
+                return Err(cx.err(
+                    &h.span(),
+                    format!("ratelimit.headers {other:?} is not a header mode"),
+                    "write \"ietf\", \"legacy\" or \"off\"",
+                ))
+            }
+        };
+    }
+    Ok(r)
 }
 
 fn server(raw: &RawServer, cx: &Ctx, base_dir: &Path) -> Result<Server, ConfigError> {
