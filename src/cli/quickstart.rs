@@ -25,6 +25,13 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> i32 {
             return 1;
         }
     };
+    let demo = match demo_keys(dir.path()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("keyway: cannot set up the demo keys: {e}");
+            return 1;
+        }
+    };
     let text = demo_config(listen, admin, upstream, dir.path());
     let config_path = dir.path().join("keyway.toml");
     if let Err(e) = std::fs::write(&config_path, &text) {
@@ -44,15 +51,32 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> i32 {
             out,
             "keyway quickstart: gateway on http://{} (admin http://{}), demo upstream on http://{upstream}\n\
              state directory: {}\n\n\
-             Try:\n  \
-             curl -i http://{0}/public/hello                 # public route: proxied without a key\n  \
-             curl -i http://{0}/v1/orders                     # keyed route: 503 until a key table is loaded\n  \
-             curl -i http://{0}/nowhere                       # no route: 404 problem+json\n  \
+             Demo keys (shown once, as at creation; the store keeps only their SHA-256):\n  \
+             free: {free}\n  \
+             pro:  {pro}\n\n\
+             These succeed (the upstream echoes what it received: note x-keyway-key-id/-tenant/-plan, no key):\n  \
+             curl -i http://{0}/v1/orders -H 'x-api-key: {free}'\n  \
+             curl -i http://{0}/v1/orders -H 'Authorization: Bearer {pro}'\n  \
+             curl -i http://{0}/public/hello                                   # public route, no key\n\n\
+             These fail:\n  \
+             curl -i http://{0}/v1/orders                                      # 401 missing_key\n  \
+             curl -i http://{0}/v1/orders -H 'x-api-key: {revoked}'  # 401 key_revoked\n  \
+             curl -i http://{0}/v1/orders -H 'x-api-key: kw_live_nope'         # 401 malformed_key\n  \
+             curl -i http://{0}/nowhere                                        # 404 no_route\n\n\
+             Manage keys while it runs (another terminal):\n  \
+             {exe} --config {cfg} keys list\n  \
+             {exe} --config {cfg} keys create --tenant you --plan pro\n  \
+             {exe} --config {cfg} snapshot build && {exe} --config {cfg} reload\n  \
              curl -s http://{1}/metrics | grep keyway_requests_total\n\n\
              Ctrl-C stops it.",
             b.listen,
             b.admin,
-            dir.path().display()
+            dir.path().display(),
+            free = demo.free,
+            pro = demo.pro,
+            revoked = demo.revoked,
+            exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "keyway".into()),
+            cfg = config_path.display(),
         );
         let _ = out.flush();
     });
@@ -63,6 +87,63 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> i32 {
             1
         }
     }
+}
+
+/// The demo keys' secrets (printed once, like `keys create` does).
+struct DemoKeys {
+    free: String,
+    pro: String,
+    revoked: String,
+}
+
+/// Creates plans `free` and `pro`, one key on each and a revoked one, in a store in
+/// `state_dir`, and builds the snapshot the gateway will load.
+fn demo_keys(state_dir: &std::path::Path) -> Result<DemoKeys, String> {
+    use crate::keys::{format, snapshot, LimitSpec, PlanSpec};
+    use crate::store::Store;
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let mut store = Store::open(&state_dir.join("keys.db")).map_err(|e| err(&e))?;
+    let limit = |s: &str| s.parse::<LimitSpec>().map_err(|e| err(&e));
+    for (name, limits) in [
+        ("free", ["5/s", "1000/day"]),
+        ("pro", ["100/s", "1000000/day"]),
+    ] {
+        store
+            .set_plan(&PlanSpec {
+                name: name.into(),
+                limits: limits.iter().map(|l| limit(l)).collect::<Result<_, _>>()?,
+                scopes: vec!["* /v1/**".into()],
+                ..Default::default()
+            })
+            .map_err(|e| err(&e))?;
+    }
+    let make = |plan: &str, name: &str| -> Result<(String, String), String> {
+        let secret = format::generate_secret(format::DEFAULT_PREFIX).map_err(|e| err(&e))?;
+        let id = format::generate_key_id();
+        let key = crate::keys::KeySpec {
+            id: id.clone(),
+            digest: format::digest(secret.as_bytes()),
+            hint: format::hint(&secret),
+            tenant: "demo".into(),
+            name: name.into(),
+            plan: plan.into(),
+            enabled: true,
+            created_at: crate::reload::unix_now(),
+            ..Default::default()
+        };
+        store.create_key(&key).map_err(|e| err(&e))?;
+        Ok((id, secret))
+    };
+    let (_, free) = make("free", "demo free key")?;
+    let (_, pro) = make("pro", "demo pro key")?;
+    let (revoked_id, revoked) = make("free", "demo revoked key")?;
+    store.revoke_key(&revoked_id).map_err(|e| err(&e))?;
+    let (plans, keys) = store.load_all().map_err(|e| err(&e))?;
+    let generation = store.next_generation().map_err(|e| err(&e))?;
+    let bytes = snapshot::build(generation, crate::reload::unix_now(), &plans, &keys)
+        .map_err(|e| err(&e))?;
+    snapshot::write_atomic(&state_dir.join("keys.snap"), &bytes).map_err(|e| err(&e))?;
+    Ok(DemoKeys { free, pro, revoked })
 }
 
 fn demo_config(

@@ -737,7 +737,10 @@ fn errors_have_lines_and_one_line_display() {
 #[test]
 fn ratelimit_section() {
     let c = parse("[ratelimit]\nsync_interval = \"5ms\"\nheaders = \"legacy\"\n").unwrap();
-    assert_eq!(c.ratelimit.sync_interval, std::time::Duration::from_millis(5));
+    assert_eq!(
+        c.ratelimit.sync_interval,
+        std::time::Duration::from_millis(5)
+    );
     assert_eq!(c.ratelimit.headers, RateLimitHeaders::Legacy);
     let d = parse("").unwrap();
     assert_eq!(d.ratelimit, RateLimit::default());

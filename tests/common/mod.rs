@@ -41,7 +41,7 @@ fn spawn_until(cmd: Command, marker: &str) -> (Child, String) {
 }
 
 /// Like `spawn_until`, and every stdout and stderr line is kept for the test to inspect.
-fn spawn_capturing(mut cmd: Command, marker: &str) -> (Child, String, Captured) {
+pub fn spawn_capturing(mut cmd: Command, marker: &str) -> (Child, String, Captured) {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
     let stdout = child.stdout.take().unwrap();
@@ -77,7 +77,7 @@ fn spawn_capturing(mut cmd: Command, marker: &str) -> (Child, String, Captured) 
     }
 }
 
-fn addr_after(line: &str, word: &str) -> SocketAddr {
+pub fn addr_after(line: &str, word: &str) -> SocketAddr {
     let rest = &line[line
         .find(word)
         .unwrap_or_else(|| panic!("{word} in {line}"))
