@@ -12,6 +12,8 @@ pub struct ProblemExtras<'a> {
     pub close: bool,
     /// Additional header lines (e.g. `Retry-After`), each `(name, value)`.
     pub headers: &'a [(&'a [u8], &'a [u8])],
+    /// Additional complete header lines (`Name: value\r\n`...), appended as they are.
+    pub raw_headers: &'a [u8],
 }
 
 /// Appends the whole response (head and body) for `problem` to `out`.
@@ -53,6 +55,7 @@ pub fn write_problem(out: &mut Vec<u8>, problem: Problem, extras: &ProblemExtras
     for (name, value) in extras.headers {
         w.header(name, value);
     }
+    w.out.extend_from_slice(extras.raw_headers);
     if extras.close {
         w.header(b"Connection", b"close");
     }
@@ -94,6 +97,7 @@ mod tests {
                 request_id: b"abc",
                 close: false,
                 headers: &[],
+                raw_headers: b"Retry-After: 3\r\n",
             },
         );
         let text = String::from_utf8(out).unwrap();
@@ -101,6 +105,7 @@ mod tests {
         assert!(head.starts_with("HTTP/1.1 401 Unauthorized\r\n"));
         assert!(head.contains("WWW-Authenticate: Bearer"));
         assert!(head.contains(&format!("Content-Length: {}", body.len())));
+        assert!(head.contains("\r\nRetry-After: 3"));
         let v: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(v["code"], "invalid_key");
         assert_eq!(v["status"], 401);

@@ -164,6 +164,7 @@ pub(super) async fn forward(
                                         "the upstream connection failed",
                                         route,
                                         req,
+                                        rid,
                                     )
                                     .await;
                                 }
@@ -198,6 +199,7 @@ pub(super) async fn forward(
                         keep_alive: false,
                         ..req
                     },
+                    rid,
                 )
                 .await;
             }
@@ -234,6 +236,7 @@ pub(super) async fn forward(
                             "the upstream connection failed",
                             route,
                             req,
+                            rid,
                         )
                         .await;
                     }
@@ -258,7 +261,7 @@ pub(super) async fn forward(
                     ),
                 };
                 ctx.metrics.borrow_mut().upstream_error(upstream, kind);
-                return finish_refusal(ctx, conn, problem, detail, route, req).await;
+                return finish_refusal(ctx, conn, problem, detail, route, req, rid).await;
             }
         }
     }
@@ -280,6 +283,7 @@ pub(super) async fn forward(
             keep_alive,
             version: req.version,
             extra: response_extra,
+            raw_extra: &conn.answer_lines,
             request_id: rid.as_bytes(),
         },
     );
@@ -335,6 +339,7 @@ async fn finish_refusal(
     detail: &str,
     route: usize,
     req: ReqInfo,
+    rid: &RequestId,
 ) -> Finished {
     use crate::http::problem::{write_problem, ProblemExtras};
     let keep_alive = req.keep_alive && !ctx.draining.get() && !problem.closes_connection();
@@ -344,9 +349,10 @@ async fn finish_refusal(
         problem,
         &ProblemExtras {
             detail,
-            request_id: b"",
+            request_id: rid.as_bytes(),
             close: !keep_alive,
             headers: &[],
+            raw_headers: &conn.answer_lines,
         },
     );
     let ok = conn.stream.write_all(&conn.out).await.is_ok();

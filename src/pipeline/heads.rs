@@ -128,6 +128,8 @@ pub struct ToClient<'a> {
     pub version: Version,
     /// Headers the gateway adds (RateLimit, Deprecation...).
     pub extra: &'a [(&'a [u8], &'a [u8])],
+    /// Complete header lines added as they are (rate-limit headers).
+    pub raw_extra: &'a [u8],
     pub request_id: &'a [u8],
 }
 
@@ -138,6 +140,7 @@ pub fn write_response_head(out: &mut Vec<u8>, resp: &ResponseHead, ubuf: &[u8], 
         keep_alive,
         version: client_version,
         extra,
+        raw_extra,
         request_id,
     } = *to;
     let mut w = HeadWriter::new(out);
@@ -176,6 +179,7 @@ pub fn write_response_head(out: &mut Vec<u8>, resp: &ResponseHead, ubuf: &[u8], 
     for (name, value) in extra {
         w.header(name, value);
     }
+    w.out.extend_from_slice(raw_extra);
     if !keep_alive {
         w.header(b"Connection", b"close");
     } else if client_version == Version::Http10 {
@@ -258,6 +262,7 @@ mod tests {
                 keep_alive: false,
                 version: Version::Http10,
                 extra: &[],
+                raw_extra: b"",
                 request_id: b"r",
             },
         );

@@ -39,6 +39,9 @@ pub struct Conn {
     /// Upstream read buffer.
     pub up: ReadBuf,
     pub resp: ResponseHead,
+    /// Header lines the gateway adds to this request's answer, whatever it is (rate-limit
+    /// headers); cleared per request.
+    pub answer_lines: Vec<u8>,
 }
 
 /// A request id: the client's if it sent a sane one, else ours.
@@ -106,6 +109,7 @@ pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
         out: Vec::with_capacity(4096),
         up: ReadBuf::new(UPSTREAM_BUF),
         resp: ResponseHead::default(),
+        answer_lines: Vec::with_capacity(256),
     };
     let mut first = true;
     loop {
@@ -113,6 +117,7 @@ pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
             break;
         }
         conn.rb.compact();
+        conn.answer_lines.clear();
         match read_head(&ctx, &mut conn, first).await {
             HeadRead::Closed => break,
             HeadRead::Refused(e) => {
@@ -367,6 +372,7 @@ async fn refuse(
             request_id: rid.as_bytes(),
             close: !keep_alive,
             headers: &[],
+            raw_headers: &conn.answer_lines,
         },
     );
     if head_parsed {
