@@ -23,6 +23,7 @@ pub mod keys;
 pub mod metrics;
 pub mod pipeline;
 pub mod policy;
+pub mod ratelimit;
 pub mod reload;
 pub mod serve;
 pub mod shard;

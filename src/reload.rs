@@ -68,6 +68,13 @@ pub fn load(path: &Path) -> Result<Snapshot, String> {
     Snapshot::load_private(path).map_err(|e| e.to_string())
 }
 
+/// Unix milliseconds (for rate windows).
+pub fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -12,6 +12,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -106,22 +107,25 @@ pub fn serve(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), ServeE
     let cpus: Vec<usize> = core_affinity::get_core_ids()
         .map(|ids| ids.into_iter().map(|c| c.id).collect())
         .unwrap_or_default();
+    let rate_file = config_state_file(&shared);
+    let rate_state = read_rate_state(&rate_file);
     let (events_tx, events) = crossbeam_channel::unbounded();
     let mut controls = Vec::with_capacity(shards);
     let mut joins = Vec::with_capacity(shards);
-    for (id, fd) in fds.into_iter().enumerate() {
+    let meshes = shard::Mesh::full(shards);
+    for (id, (fd, mesh)) in fds.into_iter().zip(meshes).enumerate() {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let cpu = (!cpus.is_empty()).then(|| cpus[id % cpus.len()]);
-        let join = shard::spawn(
+        let start = shard::ShardStart {
             id,
-            cpu,
-            shared.clone(),
-            initial.clone(),
-            fd,
-            rx,
-            events_tx.clone(),
-        )
-        .map_err(|e| ServeError::Shard {
+            cpu: (!cpus.is_empty()).then(|| cpus[id % cpus.len()]),
+            keys: initial.clone(),
+            rate_state: rate_state.clone(),
+            listener: fd,
+            control: rx,
+            events: events_tx.clone(),
+            mesh,
+        };
+        let join = shard::spawn(shared.clone(), start).map_err(|e| ServeError::Shard {
             shard: id,
             reason: e.to_string(),
         })?;
@@ -152,13 +156,26 @@ pub fn serve(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), ServeE
     tracing::info!(%listen, %admin, shards, "keyway is serving");
     on_ready(&bound);
 
-    control_loop(&state, &snapshot_path, &controls, &signals, &events);
+    control_loop(
+        &state,
+        &snapshot_path,
+        &rate_file,
+        &controls,
+        &signals,
+        &events,
+    );
 
     for tx in &controls {
         let _ = tx.send(Control::Drain);
     }
     for join in joins {
         let _ = join.join();
+    }
+    // The final rate state, sent by shard 0 as it exited.
+    for ev in events.try_iter() {
+        if let ShardEvent::RateState(bytes) = ev {
+            write_rate_state(&rate_file, &bytes);
+        }
     }
     files.remove();
     tracing::info!("stopped");
@@ -169,6 +186,7 @@ pub fn serve(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), ServeE
 fn control_loop(
     state: &AdminState,
     snapshot_path: &std::path::Path,
+    rate_file: &Path,
     controls: &[Sender<Control>],
     signals: &Receiver<i32>,
     events: &Receiver<ShardEvent>,
@@ -202,7 +220,9 @@ fn control_loop(
                 }
                 Err(_) => return,
             },
-            recv(events) -> ev => if let Ok(ShardEvent::KeysSwapped { generation, .. }) = ev {
+            recv(events) -> ev => match ev {
+                Ok(ShardEvent::RateState(bytes)) => write_rate_state(rate_file, &bytes),
+                Ok(ShardEvent::KeysSwapped { generation, .. }) => {
                 if let Some((snap, confirmed)) = pending.as_mut() {
                     if snap.generation() == generation {
                         *confirmed += 1;
@@ -213,8 +233,34 @@ fn control_loop(
                         }
                     }
                 }
+                }
+                _ => {}
             },
         }
+    }
+}
+
+/// The rate-limit state file in the state directory.
+fn config_state_file(shared: &Shared) -> PathBuf {
+    shared.config.server.state_dir.join("ratelimit.state")
+}
+
+/// Reads the persisted rate state; a missing file is a clean start, an unreadable one is
+/// logged and ignored (never a reason not to start).
+fn read_rate_state(path: &Path) -> Option<Arc<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Some(Arc::new(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read the rate-limit state; starting with empty counters");
+            None
+        }
+    }
+}
+
+fn write_rate_state(path: &Path, bytes: &[u8]) {
+    if let Err(e) = crate::keys::write_atomic(path, bytes) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot persist the rate-limit state; counts since the last write would be lost on a crash");
     }
 }
 

@@ -35,6 +35,12 @@ pub fn render(
                 let _ = acc.request_us.add(&m.request_us);
                 let _ = acc.upstream_us.add(&m.upstream_us);
                 acc.connections_active += m.connections_active;
+                for (plan, n) in &m.ratelimited {
+                    match acc.ratelimited.iter_mut().find(|(p, _)| p == plan) {
+                        Some((_, total)) => *total += n,
+                        None => acc.ratelimited.push((plan.clone(), *n)),
+                    }
+                }
             }
         }
     }
@@ -94,6 +100,21 @@ pub fn render(
                     n
                 );
             }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP {} Requests refused by a rate limit or quota, by plan.",
+            names::RATELIMITED_TOTAL
+        );
+        let _ = writeln!(out, "# TYPE {} counter", names::RATELIMITED_TOTAL);
+        for (plan, n) in &m.ratelimited {
+            let _ = writeln!(
+                out,
+                "{}{{plan=\"{}\"}} {}",
+                names::RATELIMITED_TOTAL,
+                escape(plan),
+                n
+            );
         }
         gauge(
             &mut out,

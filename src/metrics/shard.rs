@@ -84,6 +84,8 @@ pub struct ShardMetrics {
     pub request_us: Histogram<u64>,
     pub upstream_us: Histogram<u64>,
     pub connections_active: u64,
+    /// Requests refused by a rate limit or quota, by plan name (few plans: a short list).
+    pub ratelimited: Vec<(String, u64)>,
 }
 
 impl ShardMetrics {
@@ -97,6 +99,7 @@ impl ShardMetrics {
             request_us: hist(),
             upstream_us: hist(),
             connections_active: 0,
+            ratelimited: Vec::new(),
         }
     }
 
@@ -111,6 +114,14 @@ impl ShardMetrics {
     #[inline]
     pub fn upstream_time(&mut self, us: u64) {
         self.upstream_us.saturating_record(us.max(1));
+    }
+
+    /// Counts a 429 for `plan` (allocates only the first time a plan is seen).
+    pub fn ratelimited(&mut self, plan: &str) {
+        match self.ratelimited.iter_mut().find(|(p, _)| p == plan) {
+            Some((_, n)) => *n += 1,
+            None => self.ratelimited.push((plan.to_string(), 1)),
+        }
     }
 
     #[inline]

@@ -9,6 +9,7 @@ mod auth;
 pub mod client;
 mod forward;
 pub mod heads;
+mod limit;
 
 use crate::error::Problem;
 use crate::http::problem::{write_problem, ProblemExtras};
@@ -16,6 +17,8 @@ use crate::http::response::ResponseHead;
 use crate::http::{Framing, HeadError, RequestHead};
 use crate::metrics::Outcome;
 use crate::policy::route::check_path;
+use crate::ratelimit::{key_handle, write_headers, Admission};
+use crate::reload::unix_ms;
 use crate::shard::ShardCtx;
 use client::ReadBuf;
 use futures_lite::AsyncWriteExt;
@@ -310,9 +313,42 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
         .await;
     }
 
-    let names = &shared.config.identity;
     let key = caller.key;
     let plan = key.plan();
+
+    // Rate limits and quota: all of the key's limits at once, counted only if all admit.
+    let mut limits = limit::NO_LIMITS;
+    let n = limit::effective_limits(&key, &mut limits);
+    if n > 0 {
+        let admission = ctx.limiter.borrow_mut().admit(
+            key_handle(key.id()),
+            &limits[..n],
+            None,
+            route_cfg.cost,
+            unix_ms(),
+        );
+        write_headers(ctx.ratelimit_headers, &admission, &mut conn.answer_lines);
+        let refusal = match admission {
+            Admission::Limited { quota, .. } => Some((
+                Problem::RateLimited,
+                format!(
+                    "rate limit {} exceeded; retry after the Retry-After seconds",
+                    quota.limit
+                ),
+            )),
+            Admission::QuotaExhausted { .. } => Some((
+                Problem::QuotaExhausted,
+                "the key's credits are spent; they refill on schedule or can be topped up".into(),
+            )),
+            Admission::Admitted(_) | Admission::Unlimited => None,
+        };
+        if let Some((problem, detail)) = refusal {
+            ctx.metrics.borrow_mut().ratelimited(plan.name());
+            return refuse(ctx, conn, problem, &detail, Some(route), true).await;
+        }
+    }
+
+    let names = &shared.config.identity;
     let identity: [(&[u8], &[u8]); 3] = [
         (names.key_id_header.as_bytes(), key.id().as_bytes()),
         (names.tenant_header.as_bytes(), key.tenant().as_bytes()),

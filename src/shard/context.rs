@@ -2,10 +2,12 @@
 //! [`ShardCtx`] (pools, counters, flags), which only its thread ever touches.
 
 use crate::config::Config;
+use crate::config::RateLimitHeaders;
 use crate::http::{HeadLimits, KnownHeaders};
 use crate::keys::Snapshot;
 use crate::metrics::{Published, ShardMetrics};
 use crate::policy::RouteTable;
+use crate::ratelimit::{HeaderMode, Limiter, LimiterConfig};
 use crate::upstream::Pool;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -131,6 +133,9 @@ pub struct ShardCtx {
     /// Unix seconds, refreshed by the shard's control timer (10 ms): validity checks need
     /// seconds, not a clock read per request.
     pub now_unix: Cell<i64>,
+    /// This shard's rate counters (local counts plus what the other shards reported).
+    pub limiter: RefCell<Limiter>,
+    pub ratelimit_headers: HeaderMode,
 }
 
 impl ShardCtx {
@@ -151,6 +156,18 @@ impl ShardCtx {
             })
             .collect();
         let metrics = ShardMetrics::new(c.routes.len(), c.upstreams.len());
+        let limiter = Limiter::new(
+            id,
+            LimiterConfig {
+                shards: shared.published.shards.len(),
+                sync_interval_ms: c.ratelimit.sync_interval.as_millis() as u64,
+            },
+        );
+        let ratelimit_headers = match c.ratelimit.headers {
+            RateLimitHeaders::Ietf => HeaderMode::Ietf,
+            RateLimitHeaders::Legacy => HeaderMode::Legacy,
+            RateLimitHeaders::Off => HeaderMode::Off,
+        };
         ShardCtx {
             id,
             pools,
@@ -160,6 +177,8 @@ impl ShardCtx {
             request_ids: RequestIds::new(id),
             keys: RefCell::new(keys.map(Rc::new)),
             now_unix: Cell::new(crate::reload::unix_now()),
+            limiter: RefCell::new(limiter),
+            ratelimit_headers,
             shared,
         }
     }

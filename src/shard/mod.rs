@@ -1,5 +1,6 @@
-//! Shards: one glommio executor per CPU, each with its own SO_REUSEPORT listener, pools and
-//! counters, driven by control messages it polls (never blocks on) from a timer task.
+//! Shards: one glommio executor per CPU, each with its own SO_REUSEPORT listener, pools,
+//! counters and rate limiter, driven by messages it polls (never blocks on) from timer tasks:
+//! control messages from the control thread, rate-limit deltas from the other shards.
 
 pub mod context;
 
@@ -7,6 +8,8 @@ pub use context::{RequestIds, ShardCtx, Shared};
 
 use crate::keys::Snapshot;
 use crate::pipeline::serve_connection;
+use crate::ratelimit::Delta;
+use crate::reload::unix_ms;
 use crossbeam_channel::{Receiver, Sender};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
@@ -20,6 +23,10 @@ use std::time::{Duration, Instant};
 pub const CONTROL_POLL: Duration = Duration::from_millis(10);
 /// How often a shard publishes its metrics for the admin listener.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(500);
+/// How often shard 0 hands the rate state to the control thread to persist.
+pub const PERSIST_EVERY: Duration = Duration::from_secs(1);
+/// How often a shard forgets keys idle past their longest window.
+pub const EVICT_EVERY: Duration = Duration::from_secs(10);
 
 /// Messages from the control thread to a shard.
 pub enum Control {
@@ -37,44 +44,90 @@ pub enum ShardEvent {
         shard: usize,
         generation: u64,
     },
+    /// Encoded rate-limit state (windows >= 1 min, credits) to write to the state directory.
+    RateState(Vec<u8>),
     Exited(usize),
 }
 
-/// Starts shard `id` on its own thread, pinned to `cpu` when given.
+/// Rate-limit deltas from one shard to another.
+pub struct PeerMsg {
+    pub from: usize,
+    pub deltas: Arc<[Delta]>,
+}
+
+/// A shard's links to the others: its inbox and a sender to every shard (its own unused).
+pub struct Mesh {
+    pub inbox: Receiver<PeerMsg>,
+    pub peers: Vec<Sender<PeerMsg>>,
+}
+
+impl Mesh {
+    /// One mesh per shard, fully connected.
+    pub fn full(shards: usize) -> Vec<Mesh> {
+        let (txs, rxs): (Vec<_>, Vec<_>) =
+            (0..shards).map(|_| crossbeam_channel::unbounded()).unzip();
+        rxs.into_iter()
+            .map(|inbox| Mesh {
+                inbox,
+                peers: txs.clone(),
+            })
+            .collect()
+    }
+}
+
+/// What a shard starts with, besides the shared state.
+pub struct ShardStart {
+    pub id: usize,
+    pub cpu: Option<usize>,
+    pub keys: Option<Arc<Snapshot>>,
+    /// Persisted rate state to restore (every shard restores the whole-gateway view).
+    pub rate_state: Option<Arc<Vec<u8>>>,
+    pub listener: OwnedFd,
+    pub control: Receiver<Control>,
+    pub events: Sender<ShardEvent>,
+    pub mesh: Mesh,
+}
+
+/// Starts a shard on its own thread, pinned to its CPU when given.
 pub fn spawn(
-    id: usize,
-    cpu: Option<usize>,
     shared: Arc<Shared>,
-    keys: Option<Arc<Snapshot>>,
-    listener: OwnedFd,
-    control: Receiver<Control>,
-    events: Sender<ShardEvent>,
+    start: ShardStart,
 ) -> std::io::Result<glommio::ExecutorJoinHandle<()>> {
-    let placement = match cpu {
+    let placement = match start.cpu {
         Some(cpu) => Placement::Fixed(cpu),
         None => Placement::Unbound,
     };
     LocalExecutorBuilder::new(placement)
-        .name(&format!("keyway-shard-{id}"))
+        .name(&format!("keyway-shard-{}", start.id))
         // The data plane does no file I/O through glommio: keep locked DMA memory small.
         .io_memory(512 << 10)
         .ring_depth(256)
-        .spawn(move || run(id, shared, keys, listener, control, events))
+        .spawn(move || run(shared, start))
         .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
-async fn run(
-    id: usize,
-    shared: Arc<Shared>,
-    keys: Option<Arc<Snapshot>>,
-    listener: OwnedFd,
-    control: Receiver<Control>,
-    events: Sender<ShardEvent>,
-) {
+async fn run(shared: Arc<Shared>, start: ShardStart) {
+    let ShardStart {
+        id,
+        keys,
+        rate_state,
+        listener,
+        control,
+        events,
+        mesh,
+        ..
+    } = start;
     let ctx = Rc::new(ShardCtx::new(id, shared, keys));
+    if let Some(bytes) = rate_state {
+        let report = ctx.limiter.borrow_mut().restore_state(&bytes, unix_ms());
+        if id == 0 && !report.is_clean() {
+            tracing::warn!(?report, "rate-limit state restored only in part");
+        }
+    }
     // SAFETY: the fd is a bound, listening TCP socket handed over to this shard alone.
     let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
     let accept = glommio::spawn_local(accept_loop(ctx.clone(), listener));
+    let sync = glommio::spawn_local(sync_loop(ctx.clone(), mesh, events.clone()));
     let _ = events.send(ShardEvent::Listening(id));
 
     let mut published = Instant::now();
@@ -106,10 +159,16 @@ async fn run(
     while ctx.in_flight.get() > 0 && Instant::now() < deadline {
         glommio::timer::sleep(CONTROL_POLL).await;
     }
+    sync.cancel().await;
     for pool in &ctx.pools {
         pool.clear();
     }
     ctx.shared.published.publish(id, &ctx.metrics.borrow());
+    if id == 0 {
+        let mut state = Vec::new();
+        ctx.limiter.borrow().encode_state(unix_ms(), &mut state);
+        let _ = events.send(ShardEvent::RateState(state));
+    }
     let _ = events.send(ShardEvent::Exited(id));
 }
 
@@ -124,6 +183,47 @@ async fn accept_loop(ctx: Rc<ShardCtx>, listener: TcpListener) {
                 tracing::warn!(shard = ctx.id, error = %e, "accept failed; retrying in 10 ms");
                 glommio::timer::sleep(Duration::from_millis(10)).await;
             }
+        }
+    }
+}
+
+/// Every `sync_interval`: send this shard's new counts to the others and take in theirs;
+/// shard 0 also hands the state to the control thread to persist. Never blocks.
+async fn sync_loop(ctx: Rc<ShardCtx>, mesh: Mesh, events: Sender<ShardEvent>) {
+    let interval = ctx.shared.config.ratelimit.sync_interval;
+    let mut deltas = Vec::new();
+    let mut state = Vec::new();
+    let mut persisted = Instant::now();
+    let mut evicted = Instant::now();
+    loop {
+        glommio::timer::sleep(interval).await;
+        let now = unix_ms();
+        let mut limiter = ctx.limiter.borrow_mut();
+        limiter.drain_deltas(now, &mut deltas);
+        if !deltas.is_empty() {
+            let batch: Arc<[Delta]> = deltas.as_slice().into();
+            for (shard, peer) in mesh.peers.iter().enumerate() {
+                if shard != ctx.id {
+                    let _ = peer.send(PeerMsg {
+                        from: ctx.id,
+                        deltas: batch.clone(),
+                    });
+                }
+            }
+            deltas.clear();
+        }
+        for msg in mesh.inbox.try_iter() {
+            limiter.apply_remote(msg.from, &msg.deltas, now);
+        }
+        if ctx.id == 0 && persisted.elapsed() >= PERSIST_EVERY {
+            state.clear();
+            limiter.encode_state(now, &mut state);
+            let _ = events.send(ShardEvent::RateState(state.clone()));
+            persisted = Instant::now();
+        }
+        if evicted.elapsed() >= EVICT_EVERY {
+            limiter.evict_idle(now);
+            evicted = Instant::now();
         }
     }
 }

@@ -1,0 +1,166 @@
+//! One key's counters on one shard: whole-gateway counts (local + remote) for every window,
+//! credits spent per day / month / lifetime, and this shard's own recent and pending counts.
+
+use super::window::{bucket_ms, day_id, month_id, Cal, Ring};
+use crate::keys::model::{LimitSpec, Window};
+
+/// Slots of this shard's own recent admissions, one per `sync_interval`: the reconciliation
+/// horizon is `OWN_SLOTS - 1 ..= OWN_SLOTS` sync intervals.
+pub const OWN_SLOTS: usize = 4;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OwnSlot {
+    pub tag: i64,
+    pub req: u32,
+    pub cred: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Entry {
+    pub sec: Ring,
+    pub min: Ring,
+    pub hour: Ring,
+    pub day: Cal,
+    pub month: Cal,
+    pub cday: Cal,
+    pub cmonth: Cal,
+    pub clife: u64,
+    pub own: [OwnSlot; OWN_SLOTS],
+    pub pend_req: u32,
+    pub pend_cred: u64,
+    pub pend_ms: i64,
+    pub dirty: bool,
+    /// Windows this key is limited by (bit = `Window as u8`) and credit kinds (bits 5..=7:
+    /// day, month, lifetime): eviction only waits for these.
+    pub mask: u8,
+}
+
+/// Precomputed period ids of one `now_ms` (computed once per call, not per window).
+#[derive(Clone, Copy, Debug)]
+pub struct Now {
+    pub ms: i64,
+    pub sec: i64,
+    pub min: i64,
+    pub hour: i64,
+    pub day: i64,
+    pub month: i64,
+}
+
+impl Now {
+    pub fn new(ms: i64) -> Now {
+        Now {
+            ms,
+            sec: ms.div_euclid(bucket_ms(Window::Second)),
+            min: ms.div_euclid(bucket_ms(Window::Minute)),
+            hour: ms.div_euclid(bucket_ms(Window::Hour)),
+            day: day_id(ms),
+            month: month_id(ms),
+        }
+    }
+}
+
+impl Entry {
+    /// Rotates the rings to `now` so that `total` is the current count.
+    #[inline]
+    pub fn advance(&mut self, now: &Now) {
+        self.sec.advance(now.sec);
+        self.min.advance(now.min);
+        self.hour.advance(now.hour);
+    }
+
+    /// Requests counted in `w` as of `now` (rings must have been advanced for `&mut` use;
+    /// `count_at` is the read-only form).
+    #[inline]
+    pub fn count(&self, w: Window, now: &Now) -> u64 {
+        match w {
+            Window::Second => self.sec.count_at(now.sec),
+            Window::Minute => self.min.count_at(now.min),
+            Window::Hour => self.hour.count_at(now.hour),
+            Window::Day => self.day.count_at(now.day),
+            Window::Month => self.month.count_at(now.month),
+        }
+    }
+
+    /// Credits spent in the refill period (`None` = lifetime; windows under a day use the day).
+    #[inline]
+    pub fn credits_used(&self, refill: Option<Window>, now: &Now) -> u64 {
+        match refill {
+            None => self.clife,
+            Some(Window::Month) => self.cmonth.count_at(now.month),
+            Some(_) => self.cday.count_at(now.day),
+        }
+    }
+
+    /// Counts `req` requests and `cred` credits at time `now` into every window.
+    #[inline]
+    pub fn count_in(&mut self, now: &Now, req: u32, cred: u64) {
+        self.sec.add(now.sec, req);
+        self.min.add(now.min, req);
+        self.hour.add(now.hour, req);
+        self.day.add(now.day, u64::from(req));
+        self.month.add(now.month, u64::from(req));
+        if cred > 0 {
+            self.cday.add(now.day, cred);
+            self.cmonth.add(now.month, cred);
+            self.clife = self.clife.saturating_add(cred);
+        }
+    }
+
+    /// This shard's own admissions within the reconciliation horizon: (requests, credits).
+    #[inline]
+    pub fn own_recent(&self, tag: i64) -> (u64, u64) {
+        let lo = tag.saturating_sub(OWN_SLOTS as i64 - 1);
+        let mut r = (0, 0);
+        for s in &self.own {
+            if s.tag >= lo && s.tag <= tag {
+                r.0 += u64::from(s.req);
+                r.1 += s.cred;
+            }
+        }
+        r
+    }
+
+    #[inline]
+    pub fn record_own(&mut self, tag: i64, cred: u64) {
+        let s = &mut self.own[tag.rem_euclid(OWN_SLOTS as i64) as usize];
+        if s.tag != tag {
+            *s = OwnSlot {
+                tag,
+                req: 0,
+                cred: 0,
+            };
+        }
+        s.req = s.req.saturating_add(1);
+        s.cred = s.cred.saturating_add(cred);
+        self.pend_req = self.pend_req.saturating_add(1);
+        self.pend_cred = self.pend_cred.saturating_add(cred);
+    }
+
+    /// True when nothing counted here matters any more at `now`.
+    pub fn idle(&self, now: &Now) -> bool {
+        let m = |bit: u8, n: u64| self.mask & (1 << bit) == 0 || n == 0;
+        !self.dirty
+            && m(0, self.sec.count_at(now.sec))
+            && m(1, self.min.count_at(now.min))
+            && m(2, self.hour.count_at(now.hour))
+            && m(3, self.day.count_at(now.day))
+            && m(4, self.month.count_at(now.month))
+            && m(5, self.cday.count_at(now.day))
+            && m(6, self.cmonth.count_at(now.month))
+            && m(7, self.clife)
+    }
+
+    /// The `mask` bits of a key's limits and credits.
+    pub fn mask_of(limits: &[LimitSpec], credit_refill: Option<Option<Window>>) -> u8 {
+        let mut m = 0u8;
+        for l in limits {
+            m |= 1 << (l.window as u8);
+        }
+        m | match credit_refill {
+            None => 0,
+            Some(None) => 1 << 7,
+            Some(Some(Window::Month)) => 1 << 6,
+            Some(Some(_)) => 1 << 5,
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! Per-shard rate limiter: sliding and calendar windows, all-or-nothing admission, credits,
+//! cross-shard reconciliation by per-key deltas. Pure: time is `now_ms` (unix ms, UTC).
+//!
+//! See `docs/ratelimits.md` for the algorithm, the over-admission bound and the formats.
+
+mod entry;
+mod headers;
+mod persist;
+#[cfg(test)]
+mod tests;
+pub mod window;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::keys::model::{LimitSpec, Window};
+use entry::{Entry, Now};
+use window::{bucket_ms, ceil_s, period_left_ms};
+
+pub use headers::{write_headers, HeaderMode};
+pub use persist::RestoreReport;
+
+/// A key's counter identity: a fixed hash of its key id (stable across processes, reloads
+/// and rotations, since a rotation keeps the id).
+pub type KeyHandle = u64;
+
+/// FNV-1a 64 of the key id followed by a splitmix64 finaliser. Never changes: persisted state
+/// is keyed by it.
+pub fn key_handle(key_id: &str) -> KeyHandle {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// Handles are already well mixed: hash them as they are.
+#[derive(Default)]
+struct IdHasher(u64);
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+type Map = HashMap<KeyHandle, Entry, BuildHasherDefault<IdHasher>>;
+
+#[derive(Clone, Copy, Debug)]
+pub struct LimiterConfig {
+    pub shards: usize,
+    pub sync_interval_ms: u64,
+}
+
+/// A credit quota: `total` uses; with `refill`, the balance goes back to
+/// `min(total, refill.count)` at each UTC day (windows under a day count as a day) or month.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CreditSpec {
+    pub total: u64,
+    pub refill: Option<LimitSpec>,
+}
+
+impl CreditSpec {
+    fn budget(&self) -> u64 {
+        self.refill.map_or(self.total, |r| r.count.min(self.total))
+    }
+    fn window(&self) -> Option<Window> {
+        self.refill.map(|r| r.window)
+    }
+}
+
+/// One key's counts to send to the other shards: `requests` admitted and `credits` spent
+/// here, the last of them at `at_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delta {
+    pub key: KeyHandle,
+    pub at_ms: i64,
+    pub requests: u32,
+    pub credits: u64,
+    /// The key's limit windows and credit kinds, so that every shard knows when it may
+    /// forget the key.
+    pub mask: u8,
+}
+
+/// The most constraining limit (least remaining relative to its count).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quota {
+    pub limit: LimitSpec,
+    pub remaining: u64,
+    /// Seconds until the window gives room back (sliding: until the oldest counted request
+    /// leaves it, or until this request could pass; calendar: until the period ends).
+    pub reset_s: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    Admitted(Quota),
+    /// Admitted; the key has no rate limit (credits, if any, are reported by `usage`).
+    Unlimited,
+    Limited {
+        quota: Quota,
+        retry_after_s: u64,
+    },
+    /// `None`: credits without refill, spent for good.
+    QuotaExhausted {
+        retry_after_s: Option<u64>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LimitUsage {
+    pub limit: LimitSpec,
+    pub used: u64,
+    pub remaining: u64,
+    pub reset_s: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub limits: Vec<LimitUsage>,
+    pub credits_left: Option<u64>,
+    /// Seconds until the credits refill, if they do.
+    pub credits_reset_s: Option<u64>,
+}
+
+pub struct Limiter {
+    shard: usize,
+    shards: u64,
+    sync_ms: i64,
+    map: Map,
+    dirty: Vec<KeyHandle>,
+}
+
+/// Room left in one limit and when it comes back.
+fn quota_of(e: &Entry, l: &LimitSpec, now: &Now, used: u64) -> Quota {
+    let reset_ms = match l.window {
+        Window::Day | Window::Month => period_left_ms(l.window, now.ms),
+        w => ring_of(e, w)
+            .free_after(1, bucket_ms(w), now.ms)
+            .unwrap_or(w.seconds() as i64 * 1000),
+    };
+    Quota {
+        limit: *l,
+        remaining: l.count.saturating_sub(used),
+        reset_s: ceil_s(reset_ms),
+    }
+}
+
+fn ring_of(e: &Entry, w: Window) -> &window::Ring {
+    match w {
+        Window::Minute => &e.min,
+        Window::Hour => &e.hour,
+        _ => &e.sec,
+    }
+}
+
+/// Ms until `need` more requests fit in `w` (at least the reconciliation horizon).
+fn wait_ms(e: &Entry, w: Window, need: u64, now: &Now, horizon_ms: i64) -> i64 {
+    let ms = match w {
+        Window::Day | Window::Month => period_left_ms(w, now.ms),
+        _ if need == 0 => horizon_ms,
+        w => ring_of(e, w)
+            .free_after(need, bucket_ms(w), now.ms)
+            .unwrap_or(w.seconds() as i64 * 1000),
+    };
+    ms.max(horizon_ms)
+}
+
+impl Limiter {
+    pub fn new(shard: usize, config: LimiterConfig) -> Limiter {
+        Limiter {
+            shard,
+            shards: config.shards.max(1) as u64,
+            sync_ms: config.sync_interval_ms.clamp(1, 60_000) as i64,
+            map: Map::default(),
+            dirty: Vec::new(),
+        }
+    }
+
+    /// Keys currently tracked.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    fn horizon_ms(&self) -> i64 {
+        self.sync_ms * entry::OWN_SLOTS as i64
+    }
+
+    /// All-or-nothing: counted in every limit and the credits, or in none. Limits count one
+    /// per request; credits are spent by `cost`.
+    pub fn admit(
+        &mut self,
+        key: KeyHandle,
+        limits: &[LimitSpec],
+        credits: Option<&CreditSpec>,
+        cost: u64,
+        now_ms: i64,
+    ) -> Admission {
+        let now = Now::new(now_ms);
+        let tag = now_ms.div_euclid(self.sync_ms);
+        let others = self.shards - 1;
+        let horizon = self.horizon_ms();
+        let e = self.map.entry(key).or_default();
+        e.advance(&now);
+        let (own_req, own_cred) = if others > 0 {
+            e.own_recent(tag)
+        } else {
+            (0, 0)
+        };
+        // Room kept for the other shards' unseen admissions: as many as ours in the horizon.
+        let reserve = others.saturating_mul(own_req);
+        let cred = match credits {
+            Some(c) => {
+                let used = e.credits_used(c.window(), &now);
+                let want = used
+                    .saturating_add(cost)
+                    .saturating_add(others.saturating_mul(own_cred));
+                if want > c.budget() {
+                    let retry = c
+                        .window()
+                        .map(|w| ceil_s(period_left_ms(w, now_ms).max(horizon)));
+                    return Admission::QuotaExhausted {
+                        retry_after_s: retry,
+                    };
+                }
+                cost
+            }
+            None => 0,
+        };
+        let mut best: Option<(LimitSpec, u64)> = None;
+        let mut refused: Option<(Quota, i64)> = None;
+        for l in limits {
+            let used = e.count(l.window, &now);
+            if used.saturating_add(1).saturating_add(reserve) > l.count {
+                let need = (used + 1).saturating_sub(l.count);
+                let wait = wait_ms(e, l.window, need, &now, horizon);
+                if refused.is_none_or(|(_, w)| wait > w) {
+                    let q = Quota {
+                        limit: *l,
+                        remaining: 0,
+                        reset_s: ceil_s(wait),
+                    };
+                    refused = Some((q, wait));
+                }
+            } else if refused.is_none() {
+                let left = l.count - used - 1;
+                // Least remaining relative to the count; ties go to the longer window.
+                let tight = best.is_none_or(|(b, bl)| {
+                    let (x, y) = (
+                        u128::from(left) * u128::from(b.count),
+                        u128::from(bl) * u128::from(l.count),
+                    );
+                    x < y || (x == y && l.window > b.window)
+                });
+                if tight {
+                    best = Some((*l, used + 1));
+                }
+            }
+        }
+        if let Some((quota, wait)) = refused {
+            return Admission::Limited {
+                quota,
+                retry_after_s: ceil_s(wait),
+            };
+        }
+        e.count_in(&now, 1, cred);
+        e.mask |= Entry::mask_of(limits, credits.map(|c| c.window()));
+        if others > 0 {
+            e.record_own(tag, cred);
+            e.pend_ms = now_ms;
+            if !e.dirty {
+                e.dirty = true;
+                self.dirty.push(key);
+            }
+        }
+        match best {
+            Some((l, used)) => Admission::Admitted(quota_of(e, &l, &now, used)),
+            None => Admission::Unlimited,
+        }
+    }
+
+    /// Per-key deltas counted here since the last call (`out` is cleared first and reused).
+    pub fn drain_deltas(&mut self, _now_ms: i64, out: &mut Vec<Delta>) {
+        out.clear();
+        for key in self.dirty.drain(..) {
+            if let Some(e) = self.map.get_mut(&key) {
+                if e.pend_req > 0 || e.pend_cred > 0 {
+                    out.push(Delta {
+                        key,
+                        at_ms: e.pend_ms,
+                        requests: e.pend_req,
+                        credits: e.pend_cred,
+                        mask: e.mask,
+                    });
+                }
+                e.pend_req = 0;
+                e.pend_cred = 0;
+                e.dirty = false;
+            }
+        }
+    }
+
+    /// Counts another shard's deltas into the whole-gateway view.
+    pub fn apply_remote(&mut self, from_shard: usize, deltas: &[Delta], now_ms: i64) {
+        if from_shard == self.shard {
+            return;
+        }
+        for d in deltas {
+            // A delta from the future (clock read later on its shard) counts as now.
+            let at = Now::new(d.at_ms.min(now_ms.saturating_add(self.horizon_ms())));
+            let e = self.map.entry(d.key).or_default();
+            e.count_in(&at, d.requests, d.credits);
+            e.mask |= d.mask;
+        }
+    }
+
+    /// Forgets keys whose every counter has expired (credits spent for life are kept).
+    pub fn evict_idle(&mut self, now_ms: i64) {
+        let now = Now::new(now_ms);
+        self.map.retain(|_, e| !e.idle(&now));
+    }
+
+    /// Read-only usage for `keys show`.
+    pub fn usage(
+        &self,
+        key: KeyHandle,
+        limits: &[LimitSpec],
+        credits: Option<&CreditSpec>,
+        now_ms: i64,
+    ) -> Usage {
+        let now = Now::new(now_ms);
+        let empty = Entry::default();
+        let e = self.map.get(&key).unwrap_or(&empty);
+        let limits = limits
+            .iter()
+            .map(|l| {
+                let used = e.count(l.window, &now);
+                let q = quota_of(e, l, &now, used);
+                LimitUsage {
+                    limit: *l,
+                    used,
+                    remaining: q.remaining,
+                    reset_s: q.reset_s,
+                }
+            })
+            .collect();
+        Usage {
+            limits,
+            credits_left: credits
+                .map(|c| c.budget().saturating_sub(e.credits_used(c.window(), &now))),
+            credits_reset_s: credits
+                .and_then(|c| c.window())
+                .map(|w| ceil_s(period_left_ms(w, now_ms))),
+        }
+    }
+}

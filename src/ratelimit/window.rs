@@ -1,0 +1,245 @@
+//! Window math: sub-bucketed sliding rings (s, min, h), UTC calendar periods (day, month)
+//! and the days-from-civil conversion. Pure integer arithmetic, no panics on any input.
+
+use crate::keys::model::Window;
+
+/// Sub-buckets per sliding window; a ring keeps one more (the current, partial one).
+pub const SUB: i64 = 20;
+/// Ring length: `SUB` full buckets + the current one.
+pub const RING: usize = SUB as usize + 1;
+pub const DAY_MS: i64 = 86_400_000;
+
+/// Bucket width in ms of a sliding window (`W / SUB`).
+pub fn bucket_ms(w: Window) -> i64 {
+    (w.seconds() as i64 * 1000) / SUB
+}
+
+/// Ceil of a positive millisecond span in whole seconds, at least 1.
+pub fn ceil_s(ms: i64) -> u64 {
+    (ms.max(1) as u64).div_ceil(1000).max(1)
+}
+
+/// A sliding window counter: `RING` buckets of `bucket_ms`; the count is the sum of all of
+/// them, which covers at least the last `W` (between W and W + W/SUB): never more than
+/// N requests are admitted in any interval of length W.
+#[derive(Clone, Debug, Default)]
+pub struct Ring {
+    /// Absolute index (`now_ms / bucket_ms`) of the newest bucket.
+    pub head: i64,
+    pub total: u64,
+    pub b: [u32; RING],
+}
+
+impl Ring {
+    fn slot(abs: i64) -> usize {
+        abs.rem_euclid(RING as i64) as usize
+    }
+
+    /// Moves the head to `abs`, clearing the buckets that left the window.
+    #[inline]
+    pub fn advance(&mut self, abs: i64) {
+        if abs <= self.head {
+            return;
+        }
+        let n = abs.saturating_sub(self.head).min(RING as i64);
+        if n >= RING as i64 {
+            self.b = [0; RING];
+            self.total = 0;
+        } else {
+            for i in 1..=n {
+                let s = Self::slot(self.head + i);
+                self.total = self.total.saturating_sub(u64::from(self.b[s]));
+                self.b[s] = 0;
+            }
+        }
+        self.head = abs;
+    }
+
+    /// Adds `n` at bucket `abs` (dropped if it already left the window).
+    #[inline]
+    pub fn add(&mut self, abs: i64, n: u32) {
+        self.advance(abs);
+        if abs <= self.head.saturating_sub(RING as i64) {
+            return;
+        }
+        let s = Self::slot(abs);
+        self.b[s] = self.b[s].saturating_add(n);
+        self.total = self.total.saturating_add(u64::from(n));
+    }
+
+    /// Read-only count as of bucket `abs`.
+    pub fn count_at(&self, abs: i64) -> u64 {
+        if abs <= self.head {
+            return self.total;
+        }
+        let lo = abs.saturating_sub(RING as i64 - 1);
+        self.iter()
+            .filter(|(a, _)| *a >= lo)
+            .map(|(_, n)| u64::from(n))
+            .sum()
+    }
+
+    /// (absolute bucket, count) of every non-empty bucket in the window, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, u32)> + '_ {
+        let first = self.head.saturating_sub(RING as i64 - 1);
+        (0..RING as i64)
+            .map(move |i| first.saturating_add(i))
+            .map(|a| (a, self.b[Self::slot(a)]))
+            .filter(|(_, n)| *n > 0)
+    }
+
+    /// Milliseconds from `now_ms` until at least `need` counted requests have left the
+    /// window (`None` if the window does not hold that many).
+    pub fn free_after(&self, need: u64, bucket: i64, now_ms: i64) -> Option<i64> {
+        let abs = now_ms.div_euclid(bucket);
+        let lo = abs.saturating_sub(RING as i64 - 1);
+        let mut freed = 0u64;
+        for (a, n) in self.iter().filter(|(a, _)| *a >= lo) {
+            freed += u64::from(n);
+            if freed >= need {
+                // Bucket `a` leaves when the head reaches a + RING.
+                return Some(a.saturating_add(RING as i64).saturating_mul(bucket) - now_ms);
+            }
+        }
+        None
+    }
+}
+
+/// A calendar period counter (UTC day or month, or the lifetime with id 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cal {
+    pub id: i64,
+    pub n: u64,
+}
+
+impl Cal {
+    #[inline]
+    pub fn add(&mut self, id: i64, n: u64) {
+        if id > self.id {
+            *self = Cal { id, n: 0 };
+        }
+        if id == self.id {
+            self.n = self.n.saturating_add(n);
+        }
+    }
+
+    #[inline]
+    pub fn count_at(&self, id: i64) -> u64 {
+        if id == self.id {
+            self.n
+        } else {
+            0
+        }
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// (year, month 1..=12, day 1..=31) of a day number since 1970-01-01.
+pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
+}
+
+/// UTC day number of a time.
+pub fn day_id(now_ms: i64) -> i64 {
+    now_ms.div_euclid(DAY_MS)
+}
+
+/// UTC month number (`year * 12 + month - 1`) of a time.
+pub fn month_id(now_ms: i64) -> i64 {
+    let (y, m, _) = civil_from_days(day_id(now_ms));
+    y * 12 + m - 1
+}
+
+/// Unix ms of the start of month number `id`.
+pub fn month_start_ms(id: i64) -> i64 {
+    days_from_civil(id.div_euclid(12), id.rem_euclid(12) + 1, 1).saturating_mul(DAY_MS)
+}
+
+/// Calendar period id of `now_ms` for a calendar window (day or month).
+pub fn period_id(w: Window, now_ms: i64) -> i64 {
+    match w {
+        Window::Month => month_id(now_ms),
+        _ => day_id(now_ms),
+    }
+}
+
+/// Milliseconds from `now_ms` to the end of its calendar period.
+pub fn period_left_ms(w: Window, now_ms: i64) -> i64 {
+    let end = match w {
+        Window::Month => month_start_ms(month_id(now_ms).saturating_add(1)),
+        _ => day_id(now_ms).saturating_add(1).saturating_mul(DAY_MS),
+    };
+    end.saturating_sub(now_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_round_trip_and_months() {
+        for z in [-800_000i64, -1, 0, 1, 11_016, 19_782, 2_932_896] {
+            let (y, m, d) = civil_from_days(z);
+            assert_eq!(days_from_civil(y, m, d), z);
+        }
+        assert_eq!(
+            days_from_civil(2024, 3, 1) - days_from_civil(2024, 2, 1),
+            29
+        );
+        assert_eq!(
+            days_from_civil(2023, 3, 1) - days_from_civil(2023, 2, 1),
+            28
+        );
+        // 2026-01-31T23:59:59.999Z -> one ms left in January.
+        let t = days_from_civil(2026, 2, 1) * DAY_MS - 1;
+        assert_eq!(period_left_ms(Window::Month, t), 1);
+        assert_eq!(month_id(t) + 1, month_id(t + 1));
+        for t in [i64::MIN, i64::MAX, -1] {
+            let _ = (
+                period_left_ms(Window::Month, t),
+                period_left_ms(Window::Day, t),
+            );
+        }
+    }
+
+    #[test]
+    fn ring_slides() {
+        let mut r = Ring::default();
+        r.add(100, 5);
+        r.add(110, 3);
+        assert_eq!(r.count_at(120), 8);
+        assert_eq!(r.count_at(121), 3);
+        r.advance(121);
+        assert_eq!(r.total, 3);
+        r.add(50, 9); // too old: dropped
+        assert_eq!(r.total, 3);
+        r.advance(i64::MAX);
+        assert_eq!(r.total, 0);
+    }
+}

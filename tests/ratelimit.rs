@@ -1,0 +1,216 @@
+//! Rate limits end to end: 2 shards reconciling counts, 429 with the IETF headers, and
+//! counters that survive a restart (SIGTERM) or lose at most about a second (SIGKILL).
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn keyway(config: &Path, args: &[&str]) -> String {
+    let out = Command::new(keyway_bin())
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "keyway {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// A config (2 shards, keyed route `/v1/`), a plan with `limits`, and one key; returns the
+/// temp dir, config path and the key's secret. The snapshot is built; nothing runs yet.
+fn prepare(
+    upstream: std::net::SocketAddr,
+    limits: &[&str],
+) -> (tempfile::TempDir, std::path::PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keyway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nshards = 2\nstate_dir = \"{}\"\n\n\
+             [upstreams.api]\nservers = [\"{upstream}\"]\n\n[[routes]]\npath_prefix = \"/v1/\"\nupstream = \"api\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let mut args = vec!["plans", "set", "metered", "--scope", "* /v1/**"];
+    for l in limits {
+        args.extend_from_slice(&["--limit", l]);
+    }
+    keyway(&config, &args);
+    let out = keyway(
+        &config,
+        &[
+            "keys", "create", "--tenant", "t", "--plan", "metered", "--json",
+        ],
+    );
+    let secret = serde_json::from_str::<serde_json::Value>(&out).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    keyway(&config, &["snapshot", "build"]);
+    (dir, config, secret)
+}
+
+fn start(dir: tempfile::TempDir, config: &Path) -> Gateway {
+    Gateway::start_with(dir, config)
+}
+
+#[test]
+fn hundred_per_second_over_two_shards_admits_the_ideal_count() {
+    let up = Upstream::echo();
+    let (dir, config, secret) = prepare(up.addr, &["100/s"]);
+    let gw = start(dir, &config);
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..16)
+        .map(|_| {
+            let (addr, secret, stop) = (gw.addr, secret.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                let (mut ok, mut limited) = (0u64, 0u64);
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    c.send(
+                        format!("GET /v1/x HTTP/1.1\r\nHost: t\r\nx-api-key: {secret}\r\n\r\n")
+                            .as_bytes(),
+                    );
+                    let r = c.read_response("GET");
+                    assert!(
+                        r.header("ratelimit-policy").is_some(),
+                        "no RateLimit-Policy on {}",
+                        r.status
+                    );
+                    assert!(r.header("ratelimit").is_some());
+                    match r.status {
+                        200 => ok += 1,
+                        429 => {
+                            limited += 1;
+                            let retry: u64 = r
+                                .header("retry-after")
+                                .expect("Retry-After")
+                                .parse()
+                                .unwrap();
+                            assert!(retry >= 1);
+                            assert_eq!(r.json()["code"], "rate_limited");
+                            assert!(r.json()["detail"].as_str().unwrap().contains("100/s"));
+                        }
+                        s => panic!("unexpected status {s}"),
+                    }
+                }
+                (ok, limited)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(5));
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = started.elapsed().as_secs_f64();
+    let (ok, limited) = workers
+        .into_iter()
+        .map(|w| w.join().unwrap())
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let ideal = 100.0 * elapsed;
+    // docs/ratelimits.md: over-admission is at most (shards - 1) per window length.
+    let bound = (elapsed.ceil()) * 1.0;
+    assert!(
+        limited > ok,
+        "the load was not far above the limit ({ok} ok, {limited} limited)"
+    );
+    assert!(
+        (ok as f64) >= ideal * 0.97 - 100.0 && (ok as f64) <= ideal * 1.03 + bound,
+        "admitted {ok} in {elapsed:.2}s, ideal {ideal:.0} (+{bound} bound), limited {limited}"
+    );
+}
+
+#[test]
+fn ietf_headers_on_every_keyed_answer() {
+    let up = Upstream::echo();
+    let (dir, config, secret) = prepare(up.addr, &["3/min"]);
+    let gw = start(dir, &config);
+    for remaining in [2, 1, 0] {
+        // Requests may land on either shard: space them past the 10 ms sync interval so each
+        // shard has seen the other's counts.
+        std::thread::sleep(Duration::from_millis(50));
+        let r = get(gw.addr, "/v1/x", &format!("x-api-key: {secret}\r\n"));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("ratelimit-policy"), Some("\"minute\";q=3;w=60"));
+        let rl = r.header("ratelimit").unwrap();
+        assert!(
+            rl.starts_with(&format!("\"minute\";r={remaining};t=")),
+            "{rl}"
+        );
+        let t: u64 = rl.rsplit("t=").next().unwrap().parse().unwrap();
+        assert!(t <= 60, "t={t} beyond the 60 s window");
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let r = get(gw.addr, "/v1/x", &format!("x-api-key: {secret}\r\n"));
+    assert_eq!(r.status, 429);
+    let t: u64 = r
+        .header("ratelimit")
+        .unwrap()
+        .rsplit("t=")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry >= t, "Retry-After {retry} earlier than t={t}");
+}
+
+/// Uses `n` requests of the key, spaced past the sync interval; returns how many were
+/// admitted.
+fn spend(addr: std::net::SocketAddr, secret: &str, n: usize) -> usize {
+    (0..n)
+        .filter(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            get(addr, "/v1/x", &format!("x-api-key: {secret}\r\n")).status == 200
+        })
+        .count()
+}
+
+#[test]
+fn a_day_quota_continues_after_sigterm_and_restart() {
+    let up = Upstream::echo();
+    let (dir, config, secret) = prepare(up.addr, &["10/day"]);
+    let mut gw = start(dir, &config);
+    assert_eq!(spend(gw.addr, &secret, 4), 4);
+    gw.signal(libc::SIGTERM);
+    assert!(gw.wait_exit(Duration::from_secs(10)).unwrap().success());
+    let dir = std::mem::replace(&mut gw.dir, tempfile::tempdir().unwrap());
+    drop(gw);
+    let gw = start(dir, &config);
+    assert_eq!(
+        spend(gw.addr, &secret, 10),
+        6,
+        "the day's first 4 requests were forgotten"
+    );
+}
+
+#[test]
+fn sigkill_loses_at_most_about_a_second_of_counts() {
+    let up = Upstream::echo();
+    let (dir, config, secret) = prepare(up.addr, &["100/day"]);
+    let mut gw = start(dir, &config);
+    assert_eq!(spend(gw.addr, &secret, 20), 20);
+    std::thread::sleep(Duration::from_millis(1500)); // past at least one persist
+    assert_eq!(spend(gw.addr, &secret, 5), 5); // may be lost
+    gw.signal(libc::SIGKILL);
+    gw.wait_exit(Duration::from_secs(5)).unwrap();
+    let dir = std::mem::replace(&mut gw.dir, tempfile::tempdir().unwrap());
+    drop(gw);
+    let gw = start(dir, &config);
+    let left = spend(gw.addr, &secret, 100);
+    assert!(
+        (75..=80).contains(&left),
+        "{left} left of 100 after 25 used (20 persisted)"
+    );
+}
