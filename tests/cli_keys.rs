@@ -311,3 +311,116 @@ fn import_tsv_and_jsonl() {
     let built = env.ok(&["snapshot", "build"]);
     assert!(built.contains(", 2 keys, 1 plans,"), "{built}");
 }
+
+#[test]
+fn credits_through_the_binary() {
+    let mut env = Env::new();
+    env.ok(&["plans", "set", "free", "--limit", "20/s"]);
+
+    // Create with credits refilled monthly: shown in the record, `show` and `list --json`.
+    let created = env.json(&[
+        "keys",
+        "create",
+        "--tenant",
+        "acme",
+        "--plan",
+        "free",
+        "--credits",
+        "10000",
+        "--refill",
+        "month",
+        "--json",
+    ]);
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created["record"]["credits"],
+        serde_json::json!({"total": 10000, "refill": "month"})
+    );
+    let shown = env.json(&["keys", "show", &id, "--json"]);
+    assert_eq!(shown["credits"]["total"], 10000);
+    assert_eq!(shown["credits"]["refill"], "month");
+    let text = env.ok(&["keys", "show", &id]);
+    assert!(
+        text.contains("credits      10000, refilled each UTC month\n"),
+        "{text}"
+    );
+    let listed = env.json(&["keys", "list", "--json"]);
+    assert_eq!(listed[0]["credits"]["total"], 10000);
+
+    // A key without credits shows none.
+    let plain = env.json(&[
+        "keys", "create", "--tenant", "acme", "--plan", "free", "--json",
+    ]);
+    let plain_id = plain["id"].as_str().unwrap().to_owned();
+    assert!(plain["record"]["credits"].is_null());
+    let text = env.ok(&["keys", "show", &plain_id]);
+    assert!(text.contains("credits      -\n"), "{text}");
+
+    // Update: change them (no --refill: never refilled), then remove them.
+    let updated = env.json(&["keys", "update", &id, "--credits", "5", "--json"]);
+    assert_eq!(
+        updated["credits"],
+        serde_json::json!({"total": 5, "refill": null})
+    );
+    env.ok(&["keys", "update", &id, "--credits", "7", "--refill", "day"]);
+    let shown = env.json(&["keys", "show", &id, "--json"]);
+    assert_eq!(
+        shown["credits"],
+        serde_json::json!({"total": 7, "refill": "day"})
+    );
+    // The snapshot carries them (it builds and loads with credits in it).
+    let built = env.ok(&["snapshot", "build"]);
+    assert!(built.starts_with("generation 1, 2 keys, "), "{built}");
+    let snap = env.snap.to_str().unwrap().to_owned();
+    assert_eq!(
+        env.json(&["snapshot", "inspect", &snap, "--json"])["valid"],
+        true
+    );
+    env.ok(&["keys", "update", &id, "--credits", "none"]);
+    assert!(env.json(&["keys", "show", &id, "--json"])["credits"].is_null());
+
+    // Refusals: one line each, nothing changed.
+    for args in [
+        &["keys", "update", &id, "--refill", "day"][..],
+        &[
+            "keys", "create", "--tenant", "acme", "--plan", "free", "--refill", "month",
+        ],
+        &[
+            "keys",
+            "update",
+            &id,
+            "--credits",
+            "none",
+            "--refill",
+            "day",
+        ],
+    ] {
+        let err = env.fails(args);
+        assert!(err.contains("--refill needs credits"), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+    for (args, why) in [
+        (&["keys", "update", &id, "--credits", "0"][..], "at least 1"),
+        (
+            &["keys", "update", &id, "--credits", "lots"],
+            "whole number",
+        ),
+        (
+            &["keys", "update", &id, "--credits", "5", "--refill", "hour"],
+            "day or month",
+        ),
+    ] {
+        let out = env.raw(args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{args:?}: {err}");
+    }
+    assert!(env.json(&["keys", "show", &id, "--json"])["credits"].is_null());
+    assert_eq!(
+        env.json(&["keys", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}

@@ -59,7 +59,7 @@ impl Setup {
         ok(
             &config,
             &[
-                "plans", "set", "free", "--limit", "20/s", "--scope", "* /v1/**",
+                "plans", "set", "free", "--limit", "100000/s", "--scope", "* /v1/**",
             ],
         );
         let gw = Gateway::start_logging(dir, &config, level);

@@ -31,12 +31,22 @@ fn prepare(
     upstream: std::net::SocketAddr,
     limits: &[&str],
 ) -> (tempfile::TempDir, std::path::PathBuf, String) {
+    prepare_shards(upstream, limits, 2)
+}
+
+/// `prepare` with a given shard count. Tests of exact counts use 1 shard: with more, a shard
+/// keeps room for admissions it cannot see yet (docs/ratelimits.md), which depends on timing.
+fn prepare_shards(
+    upstream: std::net::SocketAddr,
+    limits: &[&str],
+    shards: usize,
+) -> (tempfile::TempDir, std::path::PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("keyway.toml");
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nshards = 2\nstate_dir = \"{}\"\n\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nshards = {shards}\nstate_dir = \"{}\"\n\n\
              [upstreams.api]\nservers = [\"{upstream}\"]\n\n[[routes]]\npath_prefix = \"/v1/\"\nupstream = \"api\"\n",
             dir.path().display()
         ),
@@ -149,7 +159,9 @@ fn ietf_headers_on_every_keyed_answer() {
             "{rl}"
         );
         let t: u64 = rl.rsplit("t=").next().unwrap().parse().unwrap();
-        assert!(t <= 60, "t={t} beyond the 60 s window");
+        // Sliding windows count in 20 sub-buckets: room comes back within 1.05 x the window
+        // (docs/ratelimits.md).
+        assert!(t <= 63, "t={t} beyond the 60 s window");
     }
     std::thread::sleep(Duration::from_millis(50));
     let r = get(gw.addr, "/v1/x", &format!("x-api-key: {secret}\r\n"));
@@ -171,7 +183,7 @@ fn ietf_headers_on_every_keyed_answer() {
 fn spend(addr: std::net::SocketAddr, secret: &str, n: usize) -> usize {
     (0..n)
         .filter(|_| {
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(60));
             get(addr, "/v1/x", &format!("x-api-key: {secret}\r\n")).status == 200
         })
         .count()
@@ -180,7 +192,7 @@ fn spend(addr: std::net::SocketAddr, secret: &str, n: usize) -> usize {
 #[test]
 fn a_day_quota_continues_after_sigterm_and_restart() {
     let up = Upstream::echo();
-    let (dir, config, secret) = prepare(up.addr, &["10/day"]);
+    let (dir, config, secret) = prepare_shards(up.addr, &["10/day"], 1);
     let mut gw = start(dir, &config);
     assert_eq!(spend(gw.addr, &secret, 4), 4);
     gw.signal(libc::SIGTERM);
@@ -198,7 +210,7 @@ fn a_day_quota_continues_after_sigterm_and_restart() {
 #[test]
 fn sigkill_loses_at_most_about_a_second_of_counts() {
     let up = Upstream::echo();
-    let (dir, config, secret) = prepare(up.addr, &["100/day"]);
+    let (dir, config, secret) = prepare_shards(up.addr, &["100/day"], 1);
     let mut gw = start(dir, &config);
     assert_eq!(spend(gw.addr, &secret, 20), 20);
     std::thread::sleep(Duration::from_millis(1500)); // past at least one persist
@@ -213,4 +225,48 @@ fn sigkill_loses_at_most_about_a_second_of_counts() {
         (75..=80).contains(&left),
         "{left} left of 100 after 25 used (20 persisted)"
     );
+}
+
+#[test]
+fn credits_are_spent_by_route_cost_then_quota_exhausted() {
+    let up = Upstream::echo();
+    let (dir, config, _) = prepare_shards(up.addr, &[], 1);
+    // A route that costs 2 credits per request, beside the default cost 1.
+    let text = std::fs::read_to_string(&config).unwrap()
+        + "\n[[routes]]\npath_prefix = \"/v1/expensive/\"\nupstream = \"api\"\ncost = 2\n";
+    std::fs::write(&config, text).unwrap();
+    let out = keyway(
+        &config,
+        &[
+            "keys",
+            "create",
+            "--tenant",
+            "t",
+            "--plan",
+            "metered",
+            "--credits",
+            "5",
+            "--json",
+        ],
+    );
+    let secret = serde_json::from_str::<serde_json::Value>(&out).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    keyway(&config, &["snapshot", "build"]);
+    let gw = start(dir, &config);
+    // Spaced past the limiter's cross-shard reserve horizon (docs/ratelimits.md, "known
+    // limitation"): a shard keeps room for spending it cannot see yet.
+    let call = |path: &str| {
+        std::thread::sleep(Duration::from_millis(80));
+        get(gw.addr, path, &format!("x-api-key: {secret}\r\n"))
+    };
+    let r = call("/v1/expensive/a");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body)); // 2 of 5
+    assert_eq!(call("/v1/expensive/b").status, 200); // 4 of 5
+    assert_eq!(call("/v1/expensive/c").status, 429, "2 more would exceed 5");
+    assert_eq!(call("/v1/cheap").status, 200); // 5 of 5
+    let r = call("/v1/cheap");
+    assert_eq!(r.status, 429);
+    assert_eq!(r.json()["code"], "quota_exhausted");
 }

@@ -134,6 +134,7 @@ fn secret_block(headline: &str, secret: &str, footer: &str) -> String {
 
 fn create(a: CreateArgs, ctx: &CliContext) -> Result<(), CliError> {
     format::validate_prefix(&a.prefix).map_err(format_err)?;
+    a.flags.credits()?; // flag conflicts before anything is opened
     let store = ctx.open_store()?;
     if !store.plan_exists(&a.plan)? {
         return Err(StoreError::PlanNotFound(a.plan).into());
@@ -209,6 +210,7 @@ fn show(a: ShowArgs, ctx: &CliContext) -> Result<(), CliError> {
 }
 
 fn update(a: UpdateArgs, ctx: &CliContext) -> Result<(), CliError> {
+    a.flags.credits()?; // flag conflicts before anything is opened
     let mut store = ctx.open_store()?;
     let now = unix_now();
     let key = store.update_key(&a.id, |k| {

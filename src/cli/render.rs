@@ -4,7 +4,7 @@
 use serde_json::{json, Map, Value};
 
 use super::parse::rfc3339;
-use crate::keys::model::{KeySpec, PlanSpec};
+use crate::keys::model::{Credits, KeySpec, PlanSpec};
 
 /// A key's state at `now`: `revoked`, `expired`, `not-yet` or `active`.
 pub fn key_state(k: &KeySpec, now: i64) -> &'static str {
@@ -21,6 +21,14 @@ pub fn key_state(k: &KeySpec, now: i64) -> &'static str {
 
 fn strings<T: ToString>(items: &[T]) -> Vec<String> {
     items.iter().map(T::to_string).collect()
+}
+
+/// `{"total": N, "refill": "day" | "month" | null}`, or null without credits.
+pub fn credits_json(c: Option<Credits>) -> Value {
+    c.map_or(
+        Value::Null,
+        |c| json!({ "total": c.total, "refill": c.refill.map(|w| w.name()) }),
+    )
 }
 
 pub fn key_json(k: &KeySpec, now: i64) -> Value {
@@ -47,6 +55,7 @@ pub fn key_json(k: &KeySpec, now: i64) -> Value {
         "scopes": k.scopes,
         "allow_ips": k.allow_ips,
         "max_body_bytes": k.max_body_bytes,
+        "credits": credits_json(k.credits),
         "metadata": meta,
         "not_before": k.not_before.map(rfc3339),
         "expires_at": k.expires_at.map(rfc3339),
@@ -186,6 +195,10 @@ pub fn key_details(k: &KeySpec, now: i64) -> String {
             k.max_body_bytes
                 .map_or_else(|| "(the plan's)".into(), |b| format!("{b} bytes")),
         ),
+        (
+            "credits",
+            k.credits.map_or_else(|| "-".into(), |c| c.to_string()),
+        ),
         ("metadata", list(meta, "-")),
         (
             "not_before",
@@ -229,6 +242,32 @@ mod tests {
         assert_eq!(key_state(&k, 100), "expired");
         k.enabled = false;
         assert_eq!(key_state(&k, 100), "revoked");
+    }
+
+    #[test]
+    fn credits_shown() {
+        use crate::keys::model::Window;
+        let mut k = KeySpec::default();
+        assert_eq!(key_json(&k, 0)["credits"], Value::Null);
+        assert!(key_details(&k, 0).contains("credits      -\n"));
+        k.credits = Some(Credits {
+            total: 1000,
+            refill: Some(Window::Month),
+        });
+        assert_eq!(
+            key_json(&k, 0)["credits"],
+            json!({"total": 1000, "refill": "month"})
+        );
+        assert!(key_details(&k, 0).contains("credits      1000, refilled each UTC month\n"));
+        k.credits = Some(Credits {
+            total: 5,
+            refill: None,
+        });
+        assert_eq!(
+            key_json(&k, 0)["credits"],
+            json!({"total": 5, "refill": null})
+        );
+        assert!(key_details(&k, 0).contains("credits      5 (no refill)\n"));
     }
 
     #[test]

@@ -90,6 +90,37 @@ impl FromStr for LimitSpec {
     }
 }
 
+/// A key's credit quota: `total` uses (each request spends its cost); with `refill`, the
+/// balance returns to `total` at the start of each UTC day or month (`Window::Day` or
+/// `Window::Month` only; `store::validate` refuses other windows). Without `refill` the
+/// credits, once spent, are spent for good.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Credits {
+    pub total: u64,
+    pub refill: Option<Window>,
+}
+
+impl Credits {
+    /// The refill as the rate limiter's `CreditSpec::refill` wants it: back to `total` per
+    /// window (`CreditSpec { total, refill: credits.refill_limit() }`).
+    pub fn refill_limit(&self) -> Option<LimitSpec> {
+        self.refill.map(|window| LimitSpec {
+            count: self.total,
+            window,
+        })
+    }
+}
+
+impl fmt::Display for Credits {
+    /// `1000` or `1000, refilled each UTC day` / `... month`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.refill {
+            None => write!(f, "{} (no refill)", self.total),
+            Some(w) => write!(f, "{}, refilled each UTC {}", self.total, w.name()),
+        }
+    }
+}
+
 /// A named tier: what every key on it gets unless the key overrides it.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct PlanSpec {
@@ -130,6 +161,8 @@ pub struct KeySpec {
     pub scopes: Vec<String>,
     pub allow_ips: Vec<String>,
     pub max_body_bytes: Option<u64>,
+    /// The key's credit quota, if it has one (none: only its rate limits apply).
+    pub credits: Option<Credits>,
     /// Metadata pairs sent upstream as `x-keyway-meta-<name>`.
     pub metadata: Vec<(String, String)>,
     pub not_before: Option<i64>,
@@ -164,5 +197,28 @@ mod tests {
         for bad in ["", "20", "/s", "x/s", "0/s", "20/w", "-1/s"] {
             assert!(bad.parse::<LimitSpec>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn keys_have_no_credits_by_default() {
+        assert_eq!(KeySpec::default().credits, None);
+        let monthly = Credits {
+            total: 500,
+            refill: Some(Window::Month),
+        };
+        assert_eq!(
+            monthly.refill_limit(),
+            Some(LimitSpec {
+                count: 500,
+                window: Window::Month
+            })
+        );
+        assert_eq!(monthly.to_string(), "500, refilled each UTC month");
+        let once = Credits {
+            total: 7,
+            refill: None,
+        };
+        assert_eq!(once.refill_limit(), None);
+        assert_eq!(once.to_string(), "7 (no refill)");
     }
 }

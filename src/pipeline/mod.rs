@@ -17,7 +17,7 @@ use crate::http::response::ResponseHead;
 use crate::http::{Framing, HeadError, RequestHead};
 use crate::metrics::Outcome;
 use crate::policy::route::check_path;
-use crate::ratelimit::{key_handle, write_headers, Admission};
+use crate::ratelimit::{key_handle, write_headers, Admission, CreditSpec};
 use crate::reload::unix_ms;
 use crate::shard::ShardCtx;
 use client::ReadBuf;
@@ -319,11 +319,15 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
     // Rate limits and quota: all of the key's limits at once, counted only if all admit.
     let mut limits = limit::NO_LIMITS;
     let n = limit::effective_limits(&key, &mut limits);
-    if n > 0 {
+    let credits = key.credits().map(|c| CreditSpec {
+        total: c.total,
+        refill: c.refill_limit(),
+    });
+    if n > 0 || credits.is_some() {
         let admission = ctx.limiter.borrow_mut().admit(
             key_handle(key.id()),
             &limits[..n],
-            None,
+            credits.as_ref(),
             route_cfg.cost,
             unix_ms(),
         );

@@ -1,7 +1,7 @@
 //! One key's counters on one shard: whole-gateway counts (local + remote) for every window,
 //! credits spent per day / month / lifetime, and this shard's own recent and pending counts.
 
-use super::window::{bucket_ms, day_id, month_id, Cal, Ring};
+use super::window::{bucket_ms, day_id, month_id, month_start_ms, Cal, Ring, DAY_MS};
 use crate::keys::model::{LimitSpec, Window};
 
 /// Slots of this shard's own recent admissions, one per `sync_interval`: the reconciliation
@@ -44,6 +44,8 @@ pub struct Now {
     pub hour: i64,
     pub day: i64,
     pub month: i64,
+    /// Unix ms of the end of the current UTC month.
+    pub month_end: i64,
 }
 
 impl Now {
@@ -55,6 +57,38 @@ impl Now {
             hour: ms.div_euclid(bucket_ms(Window::Hour)),
             day: day_id(ms),
             month: month_id(ms),
+            month_end: month_start_ms(month_id(ms).saturating_add(1)),
+        }
+    }
+
+    /// Ms to the end of the calendar period (`Day`; `Month`) holding this time.
+    #[inline]
+    pub fn left_ms(&self, w: Window) -> i64 {
+        match w {
+            Window::Month => self.month_end.saturating_sub(self.ms),
+            _ => self
+                .day
+                .saturating_add(1)
+                .saturating_mul(DAY_MS)
+                .saturating_sub(self.ms),
+        }
+    }
+
+    /// `Now::new(ms)`, reusing this one's month when the day is the same.
+    #[inline]
+    pub fn at(&self, ms: i64) -> Now {
+        let day = day_id(ms);
+        if day != self.day {
+            return Now::new(ms);
+        }
+        Now {
+            ms,
+            sec: ms.div_euclid(bucket_ms(Window::Second)),
+            min: ms.div_euclid(bucket_ms(Window::Minute)),
+            hour: ms.div_euclid(bucket_ms(Window::Hour)),
+            day,
+            month: self.month,
+            month_end: self.month_end,
         }
     }
 }

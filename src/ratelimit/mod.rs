@@ -15,7 +15,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::keys::model::{LimitSpec, Window};
 use entry::{Entry, Now};
-use window::{bucket_ms, ceil_s, period_left_ms};
+use window::{bucket_ms, ceil_s};
 
 pub use headers::{write_headers, HeaderMode};
 pub use persist::RestoreReport;
@@ -140,15 +140,23 @@ pub struct Limiter {
     sync_ms: i64,
     map: Map,
     dirty: Vec<KeyHandle>,
+    now: Now,
 }
 
 /// Room left in one limit and when it comes back.
 fn quota_of(e: &Entry, l: &LimitSpec, now: &Now, used: u64) -> Quota {
     let reset_ms = match l.window {
-        Window::Day | Window::Month => period_left_ms(l.window, now.ms),
-        w => ring_of(e, w)
-            .free_after(1, bucket_ms(w), now.ms)
-            .unwrap_or(w.seconds() as i64 * 1000),
+        Window::Day | Window::Month => now.left_ms(l.window),
+        w => {
+            let (r, ms) = (ring_of(e, w), bucket_ms(w));
+            match r.oldest(now.ms.div_euclid(ms)) {
+                Some(a) => a
+                    .saturating_add(window::RING as i64)
+                    .saturating_mul(ms)
+                    .saturating_sub(now.ms),
+                None => w.seconds() as i64 * 1000,
+            }
+        }
     };
     Quota {
         limit: *l,
@@ -168,7 +176,7 @@ fn ring_of(e: &Entry, w: Window) -> &window::Ring {
 /// Ms until `need` more requests fit in `w` (at least the reconciliation horizon).
 fn wait_ms(e: &Entry, w: Window, need: u64, now: &Now, horizon_ms: i64) -> i64 {
     let ms = match w {
-        Window::Day | Window::Month => period_left_ms(w, now.ms),
+        Window::Day | Window::Month => now.left_ms(w),
         _ if need == 0 => horizon_ms,
         w => ring_of(e, w)
             .free_after(need, bucket_ms(w), now.ms)
@@ -185,6 +193,7 @@ impl Limiter {
             sync_ms: config.sync_interval_ms.clamp(1, 60_000) as i64,
             map: Map::default(),
             dirty: Vec::new(),
+            now: Now::new(0),
         }
     }
 
@@ -211,12 +220,15 @@ impl Limiter {
         cost: u64,
         now_ms: i64,
     ) -> Admission {
-        let now = Now::new(now_ms);
+        if now_ms != self.now.ms {
+            self.now = self.now.at(now_ms);
+        }
+        let now = &self.now;
         let tag = now_ms.div_euclid(self.sync_ms);
         let others = self.shards - 1;
         let horizon = self.horizon_ms();
         let e = self.map.entry(key).or_default();
-        e.advance(&now);
+        e.advance(now);
         let (own_req, own_cred) = if others > 0 {
             e.own_recent(tag)
         } else {
@@ -226,14 +238,12 @@ impl Limiter {
         let reserve = others.saturating_mul(own_req);
         let cred = match credits {
             Some(c) => {
-                let used = e.credits_used(c.window(), &now);
+                let used = e.credits_used(c.window(), now);
                 let want = used
                     .saturating_add(cost)
                     .saturating_add(others.saturating_mul(own_cred));
                 if want > c.budget() {
-                    let retry = c
-                        .window()
-                        .map(|w| ceil_s(period_left_ms(w, now_ms).max(horizon)));
+                    let retry = c.window().map(|w| ceil_s(now.left_ms(w).max(horizon)));
                     return Admission::QuotaExhausted {
                         retry_after_s: retry,
                     };
@@ -245,10 +255,10 @@ impl Limiter {
         let mut best: Option<(LimitSpec, u64)> = None;
         let mut refused: Option<(Quota, i64)> = None;
         for l in limits {
-            let used = e.count(l.window, &now);
+            let used = e.count(l.window, now);
             if used.saturating_add(1).saturating_add(reserve) > l.count {
                 let need = (used + 1).saturating_sub(l.count);
-                let wait = wait_ms(e, l.window, need, &now, horizon);
+                let wait = wait_ms(e, l.window, need, now, horizon);
                 if refused.is_none_or(|(_, w)| wait > w) {
                     let q = Quota {
                         limit: *l,
@@ -278,7 +288,7 @@ impl Limiter {
                 retry_after_s: ceil_s(wait),
             };
         }
-        e.count_in(&now, 1, cred);
+        e.count_in(now, 1, cred);
         e.mask |= Entry::mask_of(limits, credits.map(|c| c.window()));
         if others > 0 {
             e.record_own(tag, cred);
@@ -289,7 +299,7 @@ impl Limiter {
             }
         }
         match best {
-            Some((l, used)) => Admission::Admitted(quota_of(e, &l, &now, used)),
+            Some((l, used)) => Admission::Admitted(quota_of(e, &l, now, used)),
             None => Admission::Unlimited,
         }
     }
@@ -365,7 +375,7 @@ impl Limiter {
                 .map(|c| c.budget().saturating_sub(e.credits_used(c.window(), &now))),
             credits_reset_s: credits
                 .and_then(|c| c.window())
-                .map(|w| ceil_s(period_left_ms(w, now_ms))),
+                .map(|w| ceil_s(now.left_ms(w))),
         }
     }
 }

@@ -99,13 +99,15 @@ fn single_shard_is_exact() {
 #[test]
 fn integration_two_shards_100_per_s() {
     // 16 connections far above the limit, spread 9:7 over 2 shards.
-    let mut sim = Sim::new(2, 10);
+    let shards = 2;
+    let mut sim = Sim::new(shards, 10);
     let mut times = drive(&mut sim, &[lim(100, Second)], &[9, 7], T0, 5000);
-    let bound = 5 * (2 - 1); // (S-1) per window, 5 windows
+    // Documented bound: (S-1) per window while the lag is within the horizon; 5 windows.
+    let bound = 5 * (shards as i64 - 1);
     let n = times.len() as i64;
     eprintln!("2 shards 9:7, 100/s, 5 s: admitted {n}");
     assert!(
-        (500 * 97 / 100..=500 + bound + 15).contains(&n),
+        (500 * 97 / 100..=(500 + bound) * 103 / 100).contains(&n),
         "admitted {n}"
     );
     assert!(max_in_window(&mut times, 1000) <= 100 + 1);
@@ -296,14 +298,9 @@ fn retry_after_is_never_before_t_and_is_honest() {
                 assert!(retry_after_s >= quota.reset_s);
                 // Waiting that long is enough.
                 let later = t + retry_after_s as i64 * 1000;
+                let usage = l.usage(k, &spec, None, later);
                 assert!(
-                    matches!(
-                        l.usage(k, &spec, None, later)
-                            .limits
-                            .iter()
-                            .find(|u| u.remaining == 0),
-                        None
-                    ) || later > T0 + 3_600_000,
+                    usage.limits.iter().all(|u| u.remaining > 0) || later > T0 + 3_600_000,
                     "at {t}"
                 );
                 limited += 1;
@@ -441,5 +438,69 @@ fn eviction_forgets_idle_keys_only() {
 fn handles_are_stable() {
     assert_eq!(key_handle("key_abc"), key_handle("key_abc"));
     assert_ne!(key_handle("key_abc"), key_handle("key_abd"));
-    eprintln!("handle {:#x}", key_handle("key_abc"));
+    // Pinned: persisted state is keyed by it, so it must never change.
+    assert_eq!(key_handle("key_abc"), 0x6c4d_49a5_06df_95fb);
+}
+
+#[test]
+fn extreme_inputs_do_not_panic() {
+    let mut l = Limiter::new(
+        0,
+        LimiterConfig {
+            shards: 0,
+            sync_interval_ms: 0,
+        },
+    );
+    let specs = [
+        lim(0, Second),
+        lim(u64::MAX, Minute),
+        lim(1, Month),
+        lim(3, Day),
+    ];
+    let c = CreditSpec {
+        total: u64::MAX,
+        refill: Some(lim(0, Hour)),
+    };
+    for t in [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX] {
+        for cost in [0, 1, u64::MAX] {
+            let a = l.admit(7, &specs, Some(&c), cost, t);
+            let _ = l.admit(8, &specs[1..], None, cost, t);
+            let mut out = Vec::new();
+            write_headers(HeaderMode::Ietf, &a, &mut out);
+            let _ = l.usage(7, &specs, Some(&c), t);
+        }
+        let mut d = Vec::new();
+        l.drain_deltas(t, &mut d);
+        let far = [Delta {
+            key: 9,
+            at_ms: t,
+            requests: u32::MAX,
+            credits: u64::MAX,
+            mask: 255,
+        }];
+        l.apply_remote(1, &far, t);
+        let mut f = Vec::new();
+        l.encode_state(t, &mut f);
+        let _ = Limiter::new(
+            0,
+            LimiterConfig {
+                shards: 1,
+                sync_interval_ms: 10,
+            },
+        )
+        .restore_state(&f, t);
+        l.evict_idle(t);
+    }
+}
+
+#[test]
+fn one_busy_shard_of_four_fills_the_window() {
+    let mut sim = Sim::new(4, 10);
+    let mut times = drive(&mut sim, &[lim(100, Second)], &[10, 0, 0, 0], T0, 5000);
+    let max = max_in_window(&mut times, 1000);
+    eprintln!(
+        "4 shards, all on one: admitted {} in 5 s, max {max} in 1 s",
+        times.len()
+    );
+    assert!(max <= 100 && times.len() >= 450, "{}", times.len());
 }

@@ -28,6 +28,8 @@ pub struct Ring {
     pub head: i64,
     pub total: u64,
     pub b: [u32; RING],
+    /// `slot(head)`, kept to spare a division on the hot path.
+    hs: usize,
 }
 
 impl Ring {
@@ -41,18 +43,37 @@ impl Ring {
         if abs <= self.head {
             return;
         }
-        let n = abs.saturating_sub(self.head).min(RING as i64);
+        let n = abs.saturating_sub(self.head);
         if n >= RING as i64 {
             self.b = [0; RING];
             self.total = 0;
+            self.hs = Self::slot(abs);
         } else {
-            for i in 1..=n {
-                let s = Self::slot(self.head + i);
+            let mut s = self.hs;
+            for _ in 0..n {
+                s = if s + 1 == RING { 0 } else { s + 1 };
                 self.total = self.total.saturating_sub(u64::from(self.b[s]));
                 self.b[s] = 0;
             }
+            self.hs = s;
         }
         self.head = abs;
+    }
+
+    /// Absolute index of the oldest non-empty bucket still counted at `abs`.
+    #[inline]
+    pub fn oldest(&self, abs: i64) -> Option<i64> {
+        let lo = abs.max(self.head).saturating_sub(RING as i64 - 1);
+        let first = self.head.saturating_sub(RING as i64 - 1).max(lo);
+        let n = self.head.saturating_sub(first).clamp(0, RING as i64 - 1) as usize;
+        let mut s = Self::slot(first);
+        for i in 0..=n {
+            if self.b[s] != 0 {
+                return Some(first.saturating_add(i as i64));
+            }
+            s = if s + 1 == RING { 0 } else { s + 1 };
+        }
+        None
     }
 
     /// Adds `n` at bucket `abs` (dropped if it already left the window).
@@ -62,7 +83,11 @@ impl Ring {
         if abs <= self.head.saturating_sub(RING as i64) {
             return;
         }
-        let s = Self::slot(abs);
+        let s = if abs == self.head {
+            self.hs
+        } else {
+            Self::slot(abs)
+        };
         self.b[s] = self.b[s].saturating_add(n);
         self.total = self.total.saturating_add(u64::from(n));
     }
@@ -92,14 +117,23 @@ impl Ring {
     /// window (`None` if the window does not hold that many).
     pub fn free_after(&self, need: u64, bucket: i64, now_ms: i64) -> Option<i64> {
         let abs = now_ms.div_euclid(bucket);
-        let lo = abs.saturating_sub(RING as i64 - 1);
+        let lo = abs.max(self.head).saturating_sub(RING as i64 - 1);
+        let first = self.head.saturating_sub(RING as i64 - 1).max(lo);
+        let n = self.head.saturating_sub(first).clamp(0, RING as i64 - 1) as usize;
+        let mut s = Self::slot(first);
         let mut freed = 0u64;
-        for (a, n) in self.iter().filter(|(a, _)| *a >= lo) {
-            freed += u64::from(n);
+        for i in 0..=n {
+            freed += u64::from(self.b[s]);
             if freed >= need {
                 // Bucket `a` leaves when the head reaches a + RING.
-                return Some(a.saturating_add(RING as i64).saturating_mul(bucket) - now_ms);
+                let a = first.saturating_add(i as i64);
+                return Some(
+                    a.saturating_add(RING as i64)
+                        .saturating_mul(bucket)
+                        .saturating_sub(now_ms),
+                );
             }
+            s = if s + 1 == RING { 0 } else { s + 1 };
         }
         None
     }

@@ -6,7 +6,7 @@
 
 use rusqlite::types::{FromSqlError, Type, ValueRef};
 
-use crate::keys::model::LimitSpec;
+use crate::keys::model::{Credits, LimitSpec, Window};
 
 /// One item per line; `None` (SQL NULL) for an empty list.
 pub(super) fn lines(items: &[String]) -> Option<String> {
@@ -93,6 +93,50 @@ pub(super) fn read_size(v: Option<i64>) -> Option<u64> {
     v.map(|n| u64::try_from(n).unwrap_or(0))
 }
 
+/// Credits as their two columns: the total (INTEGER; `validate` keeps it in range) and the
+/// refill period (`'day'`, `'month'`, or NULL for never); both NULL without credits.
+pub(super) fn credits(c: Option<Credits>) -> (Option<i64>, Option<&'static str>) {
+    match c {
+        None => (None, None),
+        Some(c) => (
+            Some(i64::try_from(c.total).unwrap_or(i64::MAX)),
+            c.refill.map(Window::name),
+        ),
+    }
+}
+
+/// Reads the two credit columns (`total_col` and the one after it).
+pub(super) fn read_credits(
+    total: Option<i64>,
+    refill: ValueRef<'_>,
+    total_col: usize,
+) -> rusqlite::Result<Option<Credits>> {
+    let refill_col = total_col + 1;
+    let refill = match text(refill, refill_col)? {
+        None => None,
+        Some("day") => Some(Window::Day),
+        Some("month") => Some(Window::Month),
+        Some(other) => {
+            return Err(corrupt(
+                refill_col,
+                format!("credit refill {other:?}, not day or month"),
+            ))
+        }
+    };
+    match total {
+        None if refill.is_some() => Err(corrupt(
+            refill_col,
+            "a credit refill without credits".into(),
+        )),
+        None => Ok(None),
+        Some(n) => {
+            let total = u64::try_from(n)
+                .map_err(|_| corrupt(total_col, format!("negative credits {n}")))?;
+            Ok(Some(Credits { total, refill }))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +163,33 @@ mod tests {
         let enc = limits(&lim).unwrap();
         assert_eq!(read_limits(ValueRef::Text(enc.as_bytes()), 0).unwrap(), lim);
         assert!(read_limits(ValueRef::Text(b"20/w"), 0).is_err());
+    }
+
+    #[test]
+    fn credits_round_trip() {
+        assert_eq!(credits(None), (None, None));
+        assert_eq!(read_credits(None, ValueRef::Null, 0).unwrap(), None);
+        for c in [
+            Credits {
+                total: 10,
+                refill: None,
+            },
+            Credits {
+                total: 1 << 40,
+                refill: Some(Window::Day),
+            },
+            Credits {
+                total: 1,
+                refill: Some(Window::Month),
+            },
+        ] {
+            let (total, refill) = credits(Some(c));
+            let refill = refill.map_or(ValueRef::Null, |r| ValueRef::Text(r.as_bytes()));
+            assert_eq!(read_credits(total, refill, 0).unwrap(), Some(c));
+        }
+        assert!(read_credits(None, ValueRef::Text(b"day"), 0).is_err());
+        assert!(read_credits(Some(5), ValueRef::Text(b"hour"), 0).is_err());
+        assert!(read_credits(Some(-1), ValueRef::Null, 0).is_err());
     }
 
     #[test]

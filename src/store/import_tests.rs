@@ -62,6 +62,7 @@ fn tsv_import_keeps_ids_tenants_and_rates() {
         format::digest(b"bcdefghijklmnopqrstuvwxyz0123456")
     );
     assert!(k.legacy && k.enabled);
+    assert_eq!(k.credits, None);
     assert_eq!(k.hint, "bcde...");
 }
 

@@ -6,10 +6,12 @@ use std::collections::HashMap;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{codec, unix_now, validate, Result, Store, StoreError};
+#[cfg(test)]
+use crate::keys::model::{Credits, Window};
 use crate::keys::model::{GraceSecret, KeySpec};
 
 pub(super) const KEY_COLUMNS: &str = "id, digest, hint, tenant, name, plan, limits, scopes, \
-    allow_ips, max_body, metadata, not_before, expires_at, enabled, created_at, rotated_from, legacy";
+    allow_ips, max_body, metadata, not_before, expires_at, enabled, created_at, rotated_from, legacy, credits, credits_refill";
 
 /// Reads a row selected with `KEY_COLUMNS`; `grace` is left empty.
 pub(super) fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeySpec> {
@@ -32,6 +34,7 @@ pub(super) fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeySpec> {
         rotated_from: row.get(15)?,
         grace: Vec::new(),
         legacy: row.get(16)?,
+        credits: codec::read_credits(row.get(17)?, row.get_ref(18)?, 17)?,
     })
 }
 
@@ -102,13 +105,14 @@ impl Store {
         if !self.plan_exists(&k.plan)? {
             return Err(StoreError::PlanNotFound(k.plan.clone()));
         }
+        let (credits, credits_refill) = codec::credits(k.credits);
         self.conn
             .prepare_cached(
                 "INSERT INTO keys (id, digest, hint, tenant, name, plan, limits, scopes,
                     allow_ips, max_body, metadata, not_before, expires_at, enabled, created_at,
-                    rotated_from, legacy, updated_at)
+                    rotated_from, legacy, updated_at, credits, credits_refill)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                    ?17, ?18)",
+                    ?17, ?18, ?19, ?20)",
             )?
             .execute(params![
                 k.id,
@@ -129,6 +133,8 @@ impl Store {
                 k.rotated_from,
                 k.legacy,
                 unix_now(),
+                credits,
+                credits_refill,
             ])
             .map_err(|e| insert_error(&self.conn, e, k))?;
         Ok(())
@@ -181,10 +187,12 @@ impl Store {
         if !plan_ok {
             return Err(StoreError::PlanNotFound(k.plan));
         }
+        let (credits, credits_refill) = codec::credits(k.credits);
         tx.execute(
             "UPDATE keys SET tenant = ?2, name = ?3, plan = ?4, limits = ?5, scopes = ?6,
                 allow_ips = ?7, max_body = ?8, metadata = ?9, not_before = ?10,
-                expires_at = ?11, enabled = ?12, updated_at = ?13
+                expires_at = ?11, enabled = ?12, updated_at = ?13, credits = ?14,
+                credits_refill = ?15
              WHERE id = ?1",
             params![
                 id,
@@ -200,6 +208,8 @@ impl Store {
                 k.expires_at,
                 k.enabled,
                 unix_now(),
+                credits,
+                credits_refill,
             ],
         )?;
         let stored = get_in(&tx, id)?;
@@ -366,6 +376,69 @@ mod tests {
         });
         assert!(matches!(e, Err(StoreError::Invalid(_))));
         assert_eq!(store.get_key("key_a").unwrap(), got);
+    }
+
+    #[test]
+    fn credits_round_trip() {
+        let mut store = store();
+        let mut a = key("key_a", "free", "kw_live_aaaaaaaaaa");
+        a.credits = Some(Credits {
+            total: 1000,
+            refill: Some(Window::Day),
+        });
+        store.create_key(&a).unwrap();
+        let b = key("key_b", "free", "kw_live_bbbbbbbbbb");
+        store.create_key(&b).unwrap();
+        assert_eq!(store.get_key("key_a").unwrap(), a);
+        assert_eq!(store.get_key("key_b").unwrap().credits, None);
+        assert_eq!(
+            store.list_keys(&KeyFilter::default()).unwrap(),
+            vec![a.clone(), b.clone()]
+        );
+
+        // Update: set, change, remove.
+        let once = Credits {
+            total: u64::try_from(i64::MAX).unwrap(),
+            refill: None,
+        };
+        let got = store
+            .update_key("key_b", |k| {
+                k.credits = Some(once);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(got.credits, Some(once));
+        let got = store
+            .update_key("key_a", |k| {
+                k.credits = None;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(got.credits, None);
+        assert_eq!(store.get_key("key_a").unwrap().credits, None);
+        // The snapshot loader reads them too.
+        let (_, keys) = store.load_all().unwrap();
+        let b_loaded = keys.iter().find(|k| k.id == "key_b").unwrap();
+        assert_eq!(b_loaded.credits, Some(once));
+
+        // Refused: windows other than day and month, totals beyond SQLite's range.
+        for bad in [
+            Credits {
+                total: 5,
+                refill: Some(Window::Hour),
+            },
+            Credits {
+                total: u64::MAX,
+                refill: None,
+            },
+        ] {
+            let e = store.update_key("key_b", |k| {
+                k.credits = Some(bad);
+                Ok(())
+            });
+            assert!(matches!(e, Err(StoreError::Invalid(_))), "{bad:?}");
+        }
+        assert_eq!(store.get_key("key_b").unwrap().credits, Some(once));
     }
 
     #[test]

@@ -51,6 +51,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX key_grace_key ON key_grace(key_id);
     ALTER TABLE keys ADD COLUMN legacy INTEGER NOT NULL DEFAULT 0;",
+    // v3: per-key credits (quota): the total, and the refill period ('day', 'month' or NULL
+    // for never). NULL credits = none; a refill only with credits.
+    "ALTER TABLE keys ADD COLUMN credits INTEGER CHECK (credits >= 0);
+    ALTER TABLE keys ADD COLUMN credits_refill TEXT
+        CHECK (credits_refill IS NULL
+            OR (credits_refill IN ('day', 'month') AND credits IS NOT NULL));",
 ];
 
 /// The newest schema version this build knows.
@@ -107,7 +113,7 @@ mod tests {
             .unwrap();
         }
         let mut store = Store::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.schema_version().unwrap(), latest());
         let key = store.get_key("key_old").unwrap();
         assert!(!key.legacy);
         assert!(key.grace.is_empty());
@@ -119,7 +125,56 @@ mod tests {
         assert_eq!(store.get_key("key_old").unwrap().grace.len(), 1);
         // Opening again is a no-op.
         drop(store);
-        assert_eq!(Store::open(&path).unwrap().schema_version().unwrap(), 2);
+        assert_eq!(
+            Store::open(&path).unwrap().schema_version().unwrap(),
+            latest()
+        );
+    }
+
+    #[test]
+    fn v2_db_migrates_to_credits() {
+        use crate::keys::model::{Credits, Window};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(MIGRATIONS[1]).unwrap();
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.execute_batch(
+                "INSERT INTO plans (name, limits, priority) VALUES ('free', '5/s', 0);
+                 INSERT INTO keys (id, digest, hint, tenant, plan, created_at, updated_at, legacy)
+                 VALUES ('key_v2', zeroblob(32), 'kw_live_Ab3x', 'acme', 'free', 1, 1, 1);",
+            )
+            .unwrap();
+        }
+        let mut store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 3);
+        let key = store.get_key("key_v2").unwrap();
+        assert_eq!(key.credits, None);
+        assert!(key.legacy);
+        // The v3 columns work.
+        let monthly = Credits {
+            total: 1000,
+            refill: Some(Window::Month),
+        };
+        store
+            .update_key("key_v2", |k| {
+                k.credits = Some(monthly);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store.get_key("key_v2").unwrap().credits, Some(monthly));
+        // The columns refuse a refill without credits and unknown refill periods.
+        for bad in [
+            "UPDATE keys SET credits = NULL, credits_refill = 'day'",
+            "UPDATE keys SET credits = 5, credits_refill = 'hour'",
+            "UPDATE keys SET credits = -1, credits_refill = NULL",
+        ] {
+            assert!(store.conn.execute(bad, []).is_err(), "{bad}");
+        }
+        drop(store);
+        assert_eq!(Store::open(&path).unwrap().schema_version().unwrap(), 3);
     }
 
     #[test]

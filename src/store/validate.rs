@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::{Result, StoreError};
-use crate::keys::model::{KeySpec, LimitSpec, PlanSpec};
+use crate::keys::model::{Credits, KeySpec, LimitSpec, PlanSpec, Window};
 
 fn invalid(msg: String) -> StoreError {
     StoreError::Invalid(msg)
@@ -183,6 +183,29 @@ fn size(what: &str, v: Option<u64>) -> Result<()> {
     }
 }
 
+/// Credits: at least 1 and within SQLite's INTEGER; refilled per UTC day or month, if at all.
+pub fn credits(c: &Credits) -> Result<()> {
+    if c.total == 0 {
+        return Err(invalid(
+            "bad credits 0: give at least 1 (or none to remove them)".into(),
+        ));
+    }
+    if c.total > i64::MAX as u64 {
+        return Err(invalid(format!(
+            "bad credits {}: at most {}",
+            c.total,
+            i64::MAX
+        )));
+    }
+    match c.refill {
+        None | Some(Window::Day) | Some(Window::Month) => Ok(()),
+        Some(w) => Err(invalid(format!(
+            "bad credit refill per {}: credits refill each day or month",
+            w.name()
+        ))),
+    }
+}
+
 pub fn plan(p: &PlanSpec) -> Result<()> {
     plan_name(&p.name)?;
     limits(&format!("plan {:?}", p.name), &p.limits)?;
@@ -207,6 +230,9 @@ pub fn key(k: &KeySpec) -> Result<()> {
     k.scopes.iter().try_for_each(|s| scope(s))?;
     k.allow_ips.iter().try_for_each(|s| cidr(s))?;
     size("max body size", k.max_body_bytes)?;
+    if let Some(c) = &k.credits {
+        credits(c)?;
+    }
     for (i, (name, value)) in k.metadata.iter().enumerate() {
         meta_name(name)?;
         meta_value(name, value)?;
@@ -308,6 +334,24 @@ mod tests {
         assert!(key(&k).is_ok());
         k.limits = vec!["1/s".parse().unwrap(), "2/s".parse().unwrap()];
         assert!(key(&k).is_err());
+    }
+
+    #[test]
+    fn key_credits() {
+        let mut k = crate::store::test_util::key("key_a", "free", "kw_live_abcdefgh");
+        for (total, refill, ok) in [
+            (1, None, true),
+            (5, Some(Window::Day), true),
+            (i64::MAX as u64, Some(Window::Month), true),
+            (0, None, false),
+            (i64::MAX as u64 + 1, None, false),
+            (5, Some(Window::Second), false),
+            (5, Some(Window::Minute), false),
+            (5, Some(Window::Hour), false),
+        ] {
+            k.credits = Some(Credits { total, refill });
+            assert_eq!(key(&k).is_ok(), ok, "{total} {refill:?}");
+        }
     }
 
     #[test]

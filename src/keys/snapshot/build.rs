@@ -8,10 +8,11 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use super::schema::{
-    home, window_code, Extras, GraceRecord, Header, KeyRecord, LimitRecord, MetaRecord, PlanRecord,
-    Slot, SnapshotData, Span, StrRef, EMPTY, FORMAT_VERSION, GRACE_BIT, HEADER_LEN, HEAD_LEN,
-    INLINE_ID, KEY_ENABLED, KEY_HAS_EXPIRES_AT, KEY_HAS_MAX_BODY, KEY_HAS_NOT_BEFORE,
-    KEY_ID_IN_ARENA, KEY_ID_LEN_SHIFT, KEY_LEGACY, NO_EXTRAS, PLAN_HAS_MAX_BODY, PLAN_HAS_UPSTREAM,
+    home, refill_code, window_code, Extras, GraceRecord, Header, KeyRecord, LimitRecord,
+    MetaRecord, PlanRecord, Slot, SnapshotData, Span, StrRef, EMPTY, FORMAT_VERSION, GRACE_BIT,
+    HEADER_LEN, HEAD_LEN, INLINE_ID, KEY_ENABLED, KEY_HAS_CREDITS, KEY_HAS_EXPIRES_AT,
+    KEY_HAS_MAX_BODY, KEY_HAS_NOT_BEFORE, KEY_ID_IN_ARENA, KEY_ID_LEN_SHIFT, KEY_LEGACY,
+    KEY_REFILL_SHIFT, NO_EXTRAS, PLAN_HAS_MAX_BODY, PLAN_HAS_UPSTREAM,
 };
 use super::SnapshotError;
 use crate::keys::model::{KeySpec, LimitSpec, PlanSpec};
@@ -179,16 +180,28 @@ impl<'s> Builder<'s> {
             (k.not_before.is_some(), KEY_HAS_NOT_BEFORE),
             (k.expires_at.is_some(), KEY_HAS_EXPIRES_AT),
             (k.max_body_bytes.is_some(), KEY_HAS_MAX_BODY),
+            (k.credits.is_some(), KEY_HAS_CREDITS),
         ] {
             if on {
                 flags |= bit;
             }
         }
+        if let Some(c) = &k.credits {
+            let Some(code) = refill_code(c.refill) else {
+                return refuse(format!(
+                    "key {} has credits refilled per {}; credits refill each day or month",
+                    k.id,
+                    c.refill.map_or("?", |w| w.name())
+                ));
+            };
+            flags |= code << KEY_REFILL_SHIFT;
+        }
         let has_extras = !(k.limits.is_empty()
             && k.scopes.is_empty()
             && k.allow_ips.is_empty()
             && k.metadata.is_empty()
-            && k.max_body_bytes.is_none());
+            && k.max_body_bytes.is_none()
+            && k.credits.is_none());
         let extras = if has_extras {
             let e = Extras {
                 limits: self.limits(&k.limits)?,
@@ -196,6 +209,7 @@ impl<'s> Builder<'s> {
                 allow_ips: self.texts(&k.allow_ips)?,
                 metadata: self.metadata(&k.metadata)?,
                 max_body_bytes: k.max_body_bytes.unwrap_or(0),
+                credits: k.credits.map_or(0, |c| c.total),
             };
             let at = index_u32(self.data.extras.len(), "keys with own lists")?;
             self.data.extras.push(e);
@@ -349,7 +363,7 @@ pub(super) fn serialize(
         + data.keys.len() * 64
         + data.grace.len() * 16
         + data.slots.len() * 32
-        + data.extras.len() * 32
+        + data.extras.len() * 48
         + data.limits.len() * 16
         + data.strs.len() * 8
         + data.meta.len() * 16

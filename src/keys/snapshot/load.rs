@@ -10,9 +10,10 @@ use memmap2::{Advice, Mmap, MmapMut, MmapOptions};
 use rkyv::util::AlignedVec;
 
 use super::schema::{
-    home, window_from_code, ArchivedSnapshotData, ArchivedSpan, ArchivedStrRef, Header, EMPTY,
-    FORMAT_VERSION, GRACE_BIT, HEADER_LEN, INLINE_ID, KEY_FLAGS, KEY_HAS_MAX_BODY, KEY_ID_IN_ARENA,
-    KEY_ID_LEN_MASK, KEY_ID_LEN_SHIFT, KEY_LEGACY, MAGIC, NO_EXTRAS, PLAN_FLAGS, PLAN_HAS_UPSTREAM,
+    home, refill_from_flags, window_from_code, ArchivedSnapshotData, ArchivedSpan, ArchivedStrRef,
+    Header, EMPTY, FORMAT_VERSION, GRACE_BIT, HEADER_LEN, INLINE_ID, KEY_FLAGS, KEY_HAS_CREDITS,
+    KEY_HAS_MAX_BODY, KEY_ID_IN_ARENA, KEY_ID_LEN_MASK, KEY_ID_LEN_SHIFT, KEY_LEGACY,
+    KEY_REFILL_MASK, MAGIC, NO_EXTRAS, PLAN_FLAGS, PLAN_HAS_UPSTREAM,
 };
 use super::{Origin, SnapshotError};
 
@@ -239,6 +240,17 @@ fn id_ok(arena: &str, flags: u32, id: &[u8; INLINE_ID]) -> bool {
     }
 }
 
+/// Credits need an `Extras` (which holds the total); a refill needs credits and a known code;
+/// a key without credits has the total 0.
+fn credits_ok(flags: u32, has_credits: bool, total: Option<u64>) -> bool {
+    let refill_ok = refill_from_flags(flags).is_some();
+    if has_credits {
+        refill_ok && total.is_some()
+    } else {
+        flags & KEY_REFILL_MASK == 0 && total.unwrap_or(0) == 0
+    }
+}
+
 fn span_ok(span: &ArchivedSpan, len: usize) -> bool {
     (span.start.to_native() as usize).saturating_add(span.len.to_native() as usize) <= len
 }
@@ -308,10 +320,13 @@ fn check_archive(d: &ArchivedSnapshotData, h: &Header) -> Result<(), String> {
     for (i, k) in d.keys.iter().enumerate() {
         let flags = k.flags.to_native();
         let extras = k.extras.to_native();
+        let own = d.extras.get(extras as usize); // None for NO_EXTRAS (or out of range)
+        let has_credits = flags & KEY_HAS_CREDITS != 0;
         let ok = flags & !KEY_FLAGS == 0
             && (k.plan.to_native() as usize) < plans
-            && (extras == NO_EXTRAS || (extras as usize) < d.extras.len())
+            && (extras == NO_EXTRAS || own.is_some())
             && (flags & KEY_HAS_MAX_BODY == 0 || extras != NO_EXTRAS)
+            && credits_ok(flags, has_credits, own.map(|e| e.credits.to_native()))
             && id_ok(arena, flags, &k.id)
             && text_ok(arena, &k.tenant)
             && text_ok(arena, &k.name);

@@ -12,7 +12,8 @@ use crate::keys::model::Window;
 /// First 8 bytes of every snapshot file.
 pub const MAGIC: [u8; 8] = *b"KWSNAP\0\0";
 /// The layout described here. Bump it for any change in the header or the archive.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2 added credits (`KEY_HAS_CREDITS`, the refill bits, `Extras::credits`).
+pub const FORMAT_VERSION: u32 = 2;
 /// Header size; the archive starts here (a multiple of 64, so records stay line-aligned).
 pub const HEADER_LEN: usize = 64;
 
@@ -20,7 +21,8 @@ pub const HEADER_LEN: usize = 64;
 pub const EMPTY: u32 = u32::MAX;
 /// Index slot value bit marking a grace secret (the rest indexes `grace`).
 pub const GRACE_BIT: u32 = 1 << 31;
-/// Key record `extras` value for a key without own limits, scopes, IPs or metadata.
+/// Key record `extras` value for a key without own limits, scopes, IPs, metadata, max body
+/// or credits.
 pub const NO_EXTRAS: u32 = u32::MAX;
 /// Bytes of the SHA-256 digest kept in the index (224 bits; see `lookup`).
 pub const HEAD_LEN: usize = 28;
@@ -33,10 +35,19 @@ pub const KEY_HAS_EXPIRES_AT: u32 = 1 << 3;
 pub const KEY_HAS_MAX_BODY: u32 = 1 << 4;
 /// The id is in the arena (its `StrRef` in the first 8 bytes of `id`), not inline.
 pub const KEY_ID_IN_ARENA: u32 = 1 << 5;
+/// The key has credits (the total in its `Extras`, the refill in `KEY_REFILL_MASK`).
+pub const KEY_HAS_CREDITS: u32 = 1 << 6;
 /// Bits 8..13 of the flags: the length of an inline id.
 pub const KEY_ID_LEN_SHIFT: u32 = 8;
 pub const KEY_ID_LEN_MASK: u32 = 0x1f << KEY_ID_LEN_SHIFT;
-pub const KEY_FLAGS: u32 = ((1 << 6) - 1) | KEY_ID_LEN_MASK;
+/// Bits 13..15 of the flags: when the credits refill, `REFILL_*` (only with
+/// `KEY_HAS_CREDITS`).
+pub const KEY_REFILL_SHIFT: u32 = 13;
+pub const KEY_REFILL_MASK: u32 = 0b11 << KEY_REFILL_SHIFT;
+pub const REFILL_NONE: u32 = 0;
+pub const REFILL_DAY: u32 = 1;
+pub const REFILL_MONTH: u32 = 2;
+pub const KEY_FLAGS: u32 = ((1 << 7) - 1) | KEY_ID_LEN_MASK | KEY_REFILL_MASK;
 /// Ids up to this long (ASCII, as `key_` + 16 base62 is) live in the record itself, so the
 /// id costs no second cache miss.
 pub const INLINE_ID: usize = 20;
@@ -132,6 +143,27 @@ pub fn window_code(w: Window) -> u8 {
     }
 }
 
+/// A credit refill as the `KEY_REFILL_MASK` bits' value; `None` for a window credits cannot
+/// refill by (`build` refuses those).
+pub fn refill_code(refill: Option<Window>) -> Option<u32> {
+    match refill {
+        None => Some(REFILL_NONE),
+        Some(Window::Day) => Some(REFILL_DAY),
+        Some(Window::Month) => Some(REFILL_MONTH),
+        Some(_) => None,
+    }
+}
+
+/// The refill of a key's flags (`Some(None)`: no refill); `None` for the unused code 3.
+pub fn refill_from_flags(flags: u32) -> Option<Option<Window>> {
+    match (flags & KEY_REFILL_MASK) >> KEY_REFILL_SHIFT {
+        REFILL_NONE => Some(None),
+        REFILL_DAY => Some(Some(Window::Day)),
+        REFILL_MONTH => Some(Some(Window::Month)),
+        _ => None,
+    }
+}
+
 pub fn window_from_code(code: u8) -> Option<Window> {
     Some(match code {
         0 => Window::Second,
@@ -176,7 +208,8 @@ pub struct PlanRecord {
     pub allow_ips: Span,
 }
 
-/// A key's own lists and body limit; most keys have none and point nowhere (`NO_EXTRAS`).
+/// A key's own lists, body limit and credits; most keys have none and point nowhere
+/// (`NO_EXTRAS`).
 #[derive(Archive, Serialize, Clone, Copy, Debug, Default)]
 pub struct Extras {
     pub limits: Span,
@@ -184,6 +217,8 @@ pub struct Extras {
     pub allow_ips: Span,
     pub metadata: Span,
     pub max_body_bytes: u64,
+    /// The credit total with `KEY_HAS_CREDITS`; 0 otherwise.
+    pub credits: u64,
 }
 
 #[derive(Archive, Serialize, Clone, Copy, Debug)]
@@ -256,7 +291,7 @@ mod tests {
         assert_eq!(std::mem::align_of::<ArchivedSlot>(), 32);
         assert_eq!(std::mem::size_of::<ArchivedGraceRecord>(), 16);
         assert_eq!(std::mem::size_of::<ArchivedPlanRecord>(), 56);
-        assert_eq!(std::mem::size_of::<ArchivedExtras>(), 40);
+        assert_eq!(std::mem::size_of::<ArchivedExtras>(), 48);
         assert_eq!(std::mem::size_of::<ArchivedLimitRecord>(), 16);
         assert_eq!(std::mem::size_of::<ArchivedMetaRecord>(), 16);
     }
@@ -312,5 +347,22 @@ mod tests {
             assert_eq!(window_from_code(window_code(w)), Some(w));
         }
         assert_eq!(window_from_code(5), None);
+    }
+
+    #[test]
+    fn refills_round_trip() {
+        for w in [None, Some(Window::Day), Some(Window::Month)] {
+            let code = refill_code(w).unwrap();
+            let flags = KEY_HAS_CREDITS | code << KEY_REFILL_SHIFT;
+            assert_eq!(flags & !KEY_FLAGS, 0);
+            assert_eq!(refill_from_flags(flags), Some(w));
+        }
+        for w in [Window::Second, Window::Minute, Window::Hour] {
+            assert_eq!(refill_code(Some(w)), None);
+        }
+        assert_eq!(refill_from_flags(KEY_REFILL_MASK), None);
+        // The refill bits sit between the id length and the unused high bits.
+        assert_eq!(KEY_REFILL_MASK & KEY_ID_LEN_MASK, 0);
+        assert_eq!(KEY_REFILL_MASK & ((1 << 7) - 1), 0);
     }
 }

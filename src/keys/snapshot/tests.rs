@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::schema::{self, SnapshotData, Span, StrRef, HEADER_LEN};
 use super::*;
 use crate::keys::format::digest;
-use crate::keys::model::{GraceSecret, KeySpec, LimitSpec, PlanSpec, Window};
+use crate::keys::model::{Credits, GraceSecret, KeySpec, LimitSpec, PlanSpec, Window};
 
 fn plans() -> Vec<PlanSpec> {
     vec![
@@ -49,6 +49,10 @@ fn keys(n: usize) -> Vec<KeySpec> {
         scopes: vec!["POST /v1/orders/**".into()],
         allow_ips: vec!["192.0.2.0/24".into(), "2001:db8::/32".into()],
         max_body_bytes: Some(4096),
+        credits: Some(Credits {
+            total: 100_000,
+            refill: Some(Window::Day),
+        }),
         metadata: vec![
             ("team".into(), "billing".into()),
             ("env".into(), "prod".into()),
@@ -139,6 +143,13 @@ fn key_and_plan_fields() {
         vec![("team", "billing"), ("env", "prod")]
     );
     assert!(!k.legacy());
+    assert_eq!(
+        k.credits(),
+        Some(Credits {
+            total: 100_000,
+            refill: Some(Window::Day)
+        })
+    );
     let p = k.plan();
     assert_eq!(
         p.limits().map(|l| l.to_string()).collect::<Vec<_>>(),
@@ -160,6 +171,7 @@ fn key_and_plan_fields() {
         ),
         (None, None, None)
     );
+    assert_eq!(plain.credits(), None);
     assert_eq!(
         (
             plain.scopes().len(),
@@ -228,6 +240,86 @@ fn long_and_non_ascii_ids_live_in_the_arena() {
     let ids: Vec<&str> = snap.keys().map(|k| k.id()).collect();
     assert_eq!(ids, [ks[0].id.as_str(), ks[1].id.as_str(), ""]);
     assert_eq!(snap.lookup(&ks[1].digest).unwrap().id(), "clé_ünïcode");
+}
+
+#[test]
+fn credits_round_trip_and_cost_nothing_without() {
+    let mut ks = keys(6);
+    let monthly = Credits {
+        total: 1,
+        refill: Some(Window::Month),
+    };
+    let once = Credits {
+        total: u64::MAX,
+        refill: None,
+    };
+    ks[3].credits = Some(monthly); // credits only: gets an extras record for them
+    ks[5].credits = Some(once);
+    ks[4].metadata = vec![("team".into(), "x".into())]; // extras without credits
+    let bytes = build(1, 0, &plans(), &ks).unwrap();
+    let snap = Snapshot::from_bytes(&bytes).unwrap();
+    let got: Vec<Option<Credits>> = snap.keys().map(|k| k.credits()).collect();
+    let want: Vec<Option<Credits>> = ks.iter().map(|k| k.credits).collect();
+    assert_eq!(got, want);
+    assert_eq!(snap.lookup(&ks[3].digest).unwrap().credits(), Some(monthly));
+    assert_eq!(snap.lookup(&ks[3].digest).unwrap().scopes().len(), 0);
+    assert_eq!(snap.lookup(&ks[4].digest).unwrap().credits(), None);
+    // Grace secrets carry their key's credits.
+    assert!(snap.grace_secrets().all(|k| k.credits() == ks[1].credits));
+
+    // Keys without credits: no extras record, so the same bytes as before credits existed.
+    let plain: Vec<KeySpec> = (0..6).map(spec).collect();
+    let snap = Snapshot::from_bytes(&build(1, 0, &plans(), &plain).unwrap()).unwrap();
+    assert!(snap.keys().all(|k| k.credits().is_none()));
+    assert_eq!(snap.data().extras.len(), 0);
+    let mut with = plain.clone();
+    with[0].credits = Some(monthly);
+    let snap = Snapshot::from_bytes(&build(1, 0, &plans(), &with).unwrap()).unwrap();
+    assert_eq!(snap.data().extras.len(), 1);
+}
+
+#[test]
+fn credits_refill_only_by_day_or_month() {
+    let mut ks = keys(3);
+    ks[2].credits = Some(Credits {
+        total: 5,
+        refill: Some(Window::Hour),
+    });
+    let e = refused(&plans(), &ks);
+    assert!(
+        e.contains("key_0000000000000002") && e.contains("day or month"),
+        "{e}"
+    );
+}
+
+#[test]
+fn version_1_files_are_refused() {
+    assert_eq!(FORMAT_VERSION, 2);
+    let mut v1 = fixture();
+    v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+    reseal_as(&mut v1, 1); // a well-formed version-1 header: only the version is wrong
+    let err = Snapshot::from_bytes(&v1).err().unwrap();
+    assert!(
+        matches!(
+            err,
+            SnapshotError::UnsupportedVersion {
+                found: 1,
+                supported: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("keyway snapshot build"), "{err}");
+}
+
+/// Rewrites the header CRC for `version` (as an older keyway would have written it).
+fn reseal_as(bytes: &mut [u8], version: u32) {
+    let mut h = *bytes.first_chunk::<HEADER_LEN>().unwrap();
+    h[8..12].copy_from_slice(&version.to_le_bytes());
+    let crc = schema::header_crc(&h);
+    h[60..64].copy_from_slice(&crc.to_le_bytes());
+    bytes[..HEADER_LEN].copy_from_slice(&h);
 }
 
 #[test]
@@ -405,15 +497,15 @@ fn bad_files_each_with_their_reason() {
         SnapshotError::TooShort { len: 5, .. }
     ));
 
-    let mut v2 = good.clone();
-    v2[8..12].copy_from_slice(&2u32.to_le_bytes()); // checked before the header CRC
-    let err = check(&v2);
+    let mut v3 = good.clone();
+    v3[8..12].copy_from_slice(&3u32.to_le_bytes()); // checked before the header CRC
+    let err = check(&v3);
     assert!(
         matches!(
             err,
             SnapshotError::UnsupportedVersion {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
                 ..
             }
         ),
@@ -484,6 +576,22 @@ fn inconsistent_archives_are_invalid() {
         Snapshot::from_bytes(&bytes)
     };
     assert_eq!(load(&base()).unwrap().keys().next().unwrap().id(), "key_a");
+    // The credit bits a valid archive may have.
+    let mut ok = base();
+    ok.extras.push(schema::Extras {
+        credits: 5,
+        ..schema::Extras::default()
+    });
+    ok.keys[0].extras = 0;
+    ok.keys[0].flags |= schema::KEY_HAS_CREDITS | schema::REFILL_MONTH << schema::KEY_REFILL_SHIFT;
+    let snap = load(&ok).unwrap();
+    assert_eq!(
+        snap.keys().next().unwrap().credits(),
+        Some(Credits {
+            total: 5,
+            refill: Some(Window::Month)
+        })
+    );
     type Breakage = Box<dyn Fn(&mut SnapshotData)>;
     let breakages: Vec<(&str, Breakage)> = vec![
         ("plan index", Box::new(|d| d.keys[0].plan = 1)),
@@ -513,6 +621,35 @@ fn inconsistent_archives_are_invalid() {
             Box::new(|d| d.keys[0].flags |= schema::KEY_HAS_MAX_BODY),
         ),
         ("key flags", Box::new(|d| d.keys[0].flags = 1 << 20)),
+        (
+            "credits, no extras",
+            Box::new(|d| d.keys[0].flags |= schema::KEY_HAS_CREDITS),
+        ),
+        (
+            "refill, no credits",
+            Box::new(|d| d.keys[0].flags |= schema::REFILL_DAY << schema::KEY_REFILL_SHIFT),
+        ),
+        (
+            "unknown refill",
+            Box::new(|d| {
+                d.extras.push(schema::Extras {
+                    credits: 5,
+                    ..schema::Extras::default()
+                });
+                d.keys[0].extras = 0;
+                d.keys[0].flags |= schema::KEY_HAS_CREDITS | schema::KEY_REFILL_MASK;
+            }),
+        ),
+        (
+            "credit total without the flag",
+            Box::new(|d| {
+                d.extras.push(schema::Extras {
+                    credits: 5,
+                    ..schema::Extras::default()
+                });
+                d.keys[0].extras = 0;
+            }),
+        ),
         ("extras", Box::new(|d| d.keys[0].extras = 0)),
         (
             "plan span",

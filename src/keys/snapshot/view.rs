@@ -11,13 +11,13 @@ use rkyv::vec::ArchivedVec;
 
 use super::load::Snapshot;
 use super::schema::{
-    home, window_from_code, ArchivedExtras, ArchivedKeyRecord, ArchivedLimitRecord,
-    ArchivedPlanRecord, ArchivedSnapshotData, ArchivedSpan, ArchivedStrRef, EMPTY, GRACE_BIT,
-    HEAD_LEN, KEY_ENABLED, KEY_HAS_EXPIRES_AT, KEY_HAS_MAX_BODY, KEY_HAS_NOT_BEFORE,
-    KEY_ID_IN_ARENA, KEY_ID_LEN_MASK, KEY_ID_LEN_SHIFT, KEY_LEGACY, NO_EXTRAS, PLAN_HAS_MAX_BODY,
-    PLAN_HAS_UPSTREAM,
+    home, refill_from_flags, window_from_code, ArchivedExtras, ArchivedKeyRecord,
+    ArchivedLimitRecord, ArchivedPlanRecord, ArchivedSnapshotData, ArchivedSpan, ArchivedStrRef,
+    EMPTY, GRACE_BIT, HEAD_LEN, KEY_ENABLED, KEY_HAS_CREDITS, KEY_HAS_EXPIRES_AT, KEY_HAS_MAX_BODY,
+    KEY_HAS_NOT_BEFORE, KEY_ID_IN_ARENA, KEY_ID_LEN_MASK, KEY_ID_LEN_SHIFT, KEY_LEGACY, NO_EXTRAS,
+    PLAN_HAS_MAX_BODY, PLAN_HAS_UPSTREAM,
 };
-use crate::keys::model::{LimitSpec, Window};
+use crate::keys::model::{Credits, LimitSpec, Window};
 
 impl Snapshot {
     pub fn generation(&self) -> u64 {
@@ -253,6 +253,20 @@ impl<'a> KeyView<'a> {
     pub fn max_body_bytes(&self) -> Option<u64> {
         let extras = self.extras().filter(|_| self.flag(KEY_HAS_MAX_BODY))?;
         Some(extras.max_body_bytes.to_native())
+    }
+
+    /// The key's credit quota, if it has one (`CreditSpec { total, refill:
+    /// credits.refill_limit() }` for the limiter). One flag test for a key without credits;
+    /// with them, one read of its `Extras`.
+    pub fn credits(&self) -> Option<Credits> {
+        if !self.flag(KEY_HAS_CREDITS) {
+            return None;
+        }
+        let extras = self.extras()?;
+        Some(Credits {
+            total: extras.credits.to_native(),
+            refill: refill_from_flags(self.rec.flags.to_native()).flatten(),
+        })
     }
 
     /// The key's own scopes (when empty, the plan's apply).
