@@ -183,6 +183,19 @@ impl<'a> KeyView<'a> {
         self.rec.flags.to_native() & bit != 0
     }
 
+    /// This key's position in the snapshot's key table (`0..key_count`), the same for a grace
+    /// secret as for the key's own secret. For per-snapshot side tables (compiled policy).
+    pub fn index(&self) -> usize {
+        let base = self.data.keys.as_slice().as_ptr() as usize;
+        (self.rec as *const ArchivedKeyRecord as usize).wrapping_sub(base)
+            / std::mem::size_of::<ArchivedKeyRecord>()
+    }
+
+    /// The key's plan's position in the snapshot's plan table (`0..plan_count`).
+    pub fn plan_index(&self) -> usize {
+        self.rec.plan.to_native() as usize
+    }
+
     fn extras(&self) -> Option<&'a ArchivedExtras> {
         match self.rec.extras.to_native() {
             NO_EXTRAS => None,
