@@ -2,11 +2,20 @@
 //! snapshot file off the shards, hand the new table to every shard, and record the outcome
 //! for `/snapshot` and the metrics. A refused file leaves the old table serving.
 
+use crate::config::Config;
 use crate::keys::Snapshot;
+use crate::policy::PolicyIndex;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What the data plane serves: the validated key snapshot and its compiled policy (scopes,
+/// allowlists, plan upstreams), built together off the shards.
+pub struct KeyTable {
+    pub snapshot: Snapshot,
+    pub policy: PolicyIndex,
+}
 
 /// What `/snapshot` reports. Only the control thread writes it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -35,7 +44,7 @@ impl SnapshotStatus {
     }
 
     /// Records a load attempt's result; returns the table to hand to the shards.
-    pub fn record(&mut self, result: Result<Snapshot, String>) -> Option<Arc<Snapshot>> {
+    pub fn record(&mut self, result: Result<KeyTable, String>) -> Option<Arc<KeyTable>> {
         self.attempts += 1;
         match result {
             Ok(snap) => {
@@ -59,13 +68,17 @@ impl SnapshotStatus {
     }
 }
 
-/// Loads and fully validates the snapshot at `path`; the refusal reason in one line.
+/// Loads and fully validates the snapshot at `path` and compiles its policy against the
+/// configuration's upstreams; the refusal reason in one line.
 ///
 /// The data plane serves a private copy (`load_private`), not a mapping of the file: an
 /// operator who `cp`s over the live file (instead of renaming) must not be able to change or
 /// fault the table being served.
-pub fn load(path: &Path) -> Result<Snapshot, String> {
-    Snapshot::load_private(path).map_err(|e| e.to_string())
+pub fn load(path: &Path, config: &Config) -> Result<KeyTable, String> {
+    let snapshot = Snapshot::load_private(path).map_err(|e| e.to_string())?;
+    let policy = PolicyIndex::build(&snapshot, |name| config.upstream_index(name))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(KeyTable { snapshot, policy })
 }
 
 /// Unix milliseconds (for rate windows).

@@ -4,8 +4,7 @@
 
 use crate::admin::{self, AdminState};
 use crate::config::Config;
-use crate::keys::Snapshot;
-use crate::reload::{self, RuntimeFiles, SnapshotStatus};
+use crate::reload::{self, KeyTable, RuntimeFiles, SnapshotStatus};
 use crate::shard::{self, Control, ShardEvent, Shared};
 use crossbeam_channel::{Receiver, Sender};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -74,9 +73,9 @@ pub fn serve(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), ServeE
     // The key table is loaded before the shards start, off the data plane.
     let mut status = SnapshotStatus::new(&snapshot_path);
     let initial = if snapshot_path.exists() {
-        let keys = status.record(reload::load(&snapshot_path));
+        let keys = status.record(reload::load(&snapshot_path, &shared.config));
         match &keys {
-            Some(s) => status.serving(s),
+            Some(t) => status.serving(&t.snapshot),
             None => tracing::error!(
                 error = status.last_error.as_deref().unwrap_or(""),
                 "key table refused at start; keyed routes answer 503 until a valid one is reloaded"
@@ -192,20 +191,20 @@ fn control_loop(
     events: &Receiver<ShardEvent>,
 ) {
     // Generation being rolled out -> shards that confirmed it.
-    let mut pending: Option<(Arc<Snapshot>, usize)> = None;
+    let mut pending: Option<(Arc<KeyTable>, usize)> = None;
     loop {
         crossbeam_channel::select! {
             recv(signals) -> sig => match sig {
                 Ok(SIGHUP) => {
-                    let result = reload::load(snapshot_path);
+                    let result = reload::load(snapshot_path, &state.shared.config);
                     let mut status = lock(&state.snapshot);
                     match status.record(result) {
                         Some(snap) => {
-                            tracing::info!(generation = snap.generation(), keys = snap.key_count(), "reloading key table");
+                            tracing::info!(generation = snap.snapshot.generation(), keys = snap.snapshot.key_count(), "reloading key table");
                             for tx in controls {
                                 let _ = tx.send(Control::Keys(snap.clone()));
                             }
-                            status.rolling_out = Some(snap.generation());
+                            status.rolling_out = Some(snap.snapshot.generation());
                             pending = Some((snap, 0));
                         }
                         None => tracing::error!(
@@ -224,10 +223,10 @@ fn control_loop(
                 Ok(ShardEvent::RateState(bytes)) => write_rate_state(rate_file, &bytes),
                 Ok(ShardEvent::KeysSwapped { generation, .. }) => {
                 if let Some((snap, confirmed)) = pending.as_mut() {
-                    if snap.generation() == generation {
+                    if snap.snapshot.generation() == generation {
                         *confirmed += 1;
                         if *confirmed == controls.len() {
-                            lock(&state.snapshot).serving(snap);
+                            lock(&state.snapshot).serving(&snap.snapshot);
                             tracing::info!(generation, "every shard serves the new key table");
                             pending = None;
                         }

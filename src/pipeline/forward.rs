@@ -56,11 +56,18 @@ enum RelayError {
     Client,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Where a request goes and how much body it may bring, as decided by the policy step.
+#[derive(Clone, Copy)]
+pub(super) struct Target {
+    pub route: usize,
+    pub upstream: usize,
+    pub max_body: u64,
+}
+
 pub(super) async fn forward(
     ctx: &ShardCtx,
     conn: &mut Conn,
-    route: usize,
+    target: Target,
     rid: &RequestId,
     identity: &[(&[u8], &[u8])],
     strip_authorization: bool,
@@ -68,7 +75,11 @@ pub(super) async fn forward(
 ) -> Finished {
     let shared = &ctx.shared;
     let t = &shared.config.timeouts;
-    let upstream = shared.route_upstream[route];
+    let Target {
+        route,
+        upstream,
+        max_body,
+    } = target;
     let pool = &ctx.pools[upstream];
     let response_timeout = shared.config.upstreams[upstream]
         .response_timeout
@@ -81,7 +92,7 @@ pub(super) async fn forward(
         expect_continue: head.expect_continue,
         is_head: head.method == Method::Head,
         retryable: head.framing == Framing::None && head.method.is_idempotent(),
-        max_body: shared.route_max_body[route],
+        max_body,
     };
 
     let mut lease = match pool.checkout(Instant::now()).await {

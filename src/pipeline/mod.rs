@@ -12,11 +12,13 @@ pub mod heads;
 mod limit;
 
 use crate::error::Problem;
+use crate::http::headers::HeaderKind;
 use crate::http::problem::{write_problem, ProblemExtras};
 use crate::http::response::ResponseHead;
 use crate::http::{Framing, HeadError, RequestHead};
 use crate::metrics::Outcome;
 use crate::policy::route::check_path;
+use crate::policy::{client_ip_lines, decide, Denial};
 use crate::ratelimit::{key_handle, write_headers, Admission, CreditSpec};
 use crate::reload::unix_ms;
 use crate::shard::ShardCtx;
@@ -261,7 +263,12 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
             )
             .await;
         }
-        return forward::forward(ctx, conn, route, &rid, &[], false, &[]).await;
+        let target = forward::Target {
+            route,
+            upstream: shared.route_upstream[route],
+            max_body: shared.route_max_body[route],
+        };
+        return forward::forward(ctx, conn, target, &rid, &[], false, &[]).await;
     }
 
     // Authenticate: extract the key, then check it against this shard's key table. The table
@@ -295,26 +302,53 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
         }
     };
     let via_authorization = presented.via_authorization;
-    let caller = match auth::check(&keys, presented.key, ctx.now_unix.get()) {
+    let caller = match auth::check(&keys.snapshot, presented.key, ctx.now_unix.get()) {
         Ok(c) => c,
         Err((problem, detail)) => {
             return refuse(ctx, conn, problem, detail, Some(route), true).await;
         }
     };
-    if declared_too_large {
-        return refuse(
-            ctx,
-            conn,
-            Problem::BodyTooLarge,
-            BODY_TOO_LARGE,
-            Some(route),
-            true,
-        )
-        .await;
-    }
-
     let key = caller.key;
     let plan = key.plan();
+
+    // Policy: client address, scopes, body size, upstream — one pure decision.
+    let client = conn.peer_ip.map(|peer| {
+        let xff = head
+            .headers
+            .iter()
+            .filter(|h| h.kind == HeaderKind::XForwardedFor)
+            .map(|h| h.value.get(buf));
+        client_ip_lines(peer, xff.collect::<SmallLines>(), &shared.trusted_proxies)
+    });
+    let declared = match head.framing {
+        Framing::Length(n) => Some(n),
+        _ => None,
+    };
+    let method = head.method_span.get(buf);
+    let decision = match client {
+        Some(ip) => decide(
+            &keys.policy.for_key(key),
+            &shared.route_policies[route],
+            method,
+            path,
+            ip,
+            declared,
+        ),
+        // No peer address (never on TCP): only an empty allowlist could pass; be strict.
+        None => Err(Denial::IpNotAllowed),
+    };
+    let decision = match decision {
+        Ok(d) => d,
+        Err(denial) => {
+            let problem = match denial {
+                Denial::InsufficientScope => Problem::InsufficientScope,
+                Denial::IpNotAllowed => Problem::IpNotAllowed,
+                Denial::BodyTooLarge { .. } => Problem::BodyTooLarge,
+            };
+            let detail = denial.detail(method, path);
+            return refuse(ctx, conn, problem, &detail, Some(route), true).await;
+        }
+    };
 
     // Rate limits and quota: all of the key's limits at once, counted only if all admit.
     let mut limits = limit::NO_LIMITS;
@@ -367,7 +401,54 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
         ],
         None => Vec::new(),
     };
-    forward::forward(ctx, conn, route, &rid, &identity, via_authorization, &extra).await
+    let target = forward::Target {
+        route,
+        upstream: decision.upstream,
+        max_body: decision.max_body,
+    };
+    forward::forward(
+        ctx,
+        conn,
+        target,
+        &rid,
+        &identity,
+        via_authorization,
+        &extra,
+    )
+    .await
+}
+
+/// The `x-forwarded-for` lines of one request, on the stack (a request rarely has more than
+/// one; past 8 only the last 8 are kept — the walk from the right never reads further).
+struct SmallLines<'b> {
+    lines: [&'b [u8]; 8],
+    len: usize,
+}
+
+impl<'b> FromIterator<&'b [u8]> for SmallLines<'b> {
+    fn from_iter<I: IntoIterator<Item = &'b [u8]>>(iter: I) -> Self {
+        let mut s = SmallLines {
+            lines: [&[][..]; 8],
+            len: 0,
+        };
+        for line in iter {
+            if s.len == 8 {
+                s.lines.copy_within(1.., 0);
+                s.len = 7;
+            }
+            s.lines[s.len] = line;
+            s.len += 1;
+        }
+        s
+    }
+}
+
+impl<'b> IntoIterator for SmallLines<'b> {
+    type Item = &'b [u8];
+    type IntoIter = std::iter::Take<std::array::IntoIter<&'b [u8], 8>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.lines.into_iter().take(self.len)
+    }
 }
 
 const BODY_TOO_LARGE: &str = "declared Content-Length exceeds the body size limit";

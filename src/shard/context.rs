@@ -1,13 +1,14 @@
 //! What a shard holds: the gateway-wide immutable [`Shared`] state and its own
 //! [`ShardCtx`] (pools, counters, flags), which only its thread ever touches.
 
+use crate::config::Cidr;
 use crate::config::Config;
 use crate::config::RateLimitHeaders;
 use crate::http::{HeadLimits, KnownHeaders};
-use crate::keys::Snapshot;
 use crate::metrics::{Published, ShardMetrics};
-use crate::policy::RouteTable;
+use crate::policy::{RoutePolicy, RouteTable, UpstreamMap};
 use crate::ratelimit::{HeaderMode, Limiter, LimiterConfig};
+use crate::reload::KeyTable;
 use crate::upstream::Pool;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -28,6 +29,10 @@ pub struct Shared {
     pub published: Published,
     /// Any route needs a key (so serving needs a loaded key table).
     pub has_keyed_routes: bool,
+    /// `[[routes]]` index -> its compiled policy (body limit, upstream, by_tenant/by_plan).
+    pub route_policies: Vec<RoutePolicy>,
+    /// `[server] trusted_proxies`, parsed.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 impl Shared {
@@ -72,6 +77,21 @@ impl Shared {
         };
         let client_buf = head_limits.max_head_bytes.max(head_limits.max_request_line) + 16 * 1024;
         let has_keyed_routes = config.routes.iter().any(|r| !r.public);
+        let index = |name: &str| config.upstream_index(name).unwrap_or(0);
+        let route_policies = config
+            .routes
+            .iter()
+            .map(|r| RoutePolicy {
+                max_body: r.max_body_bytes,
+                global_max_body: config.limits.max_body_bytes,
+                upstream: index(&r.upstream),
+                by_tenant: UpstreamMap::new(
+                    r.by_tenant.iter().map(|(t, u)| (t.as_str(), index(u))),
+                ),
+                by_plan: UpstreamMap::new(r.by_plan.iter().map(|(p, u)| (p.as_str(), index(u)))),
+            })
+            .collect();
+        let trusted_proxies = config.server.trusted_proxy_nets();
         Shared {
             routes,
             route_upstream,
@@ -81,6 +101,8 @@ impl Shared {
             client_buf,
             published: Published::new(shards),
             has_keyed_routes,
+            route_policies,
+            trusted_proxies,
             config,
         }
     }
@@ -129,7 +151,7 @@ pub struct ShardCtx {
     pub request_ids: RequestIds,
     /// The key table this shard serves. A request clones the `Rc` (not the `Arc`: no atomic
     /// on the request path) and finishes on that table even if a reload swaps it meanwhile.
-    pub keys: RefCell<Option<Rc<Arc<Snapshot>>>>,
+    pub keys: RefCell<Option<Rc<Arc<KeyTable>>>>,
     /// Unix seconds, refreshed by the shard's control timer (10 ms): validity checks need
     /// seconds, not a clock read per request.
     pub now_unix: Cell<i64>,
@@ -139,7 +161,7 @@ pub struct ShardCtx {
 }
 
 impl ShardCtx {
-    pub fn new(id: usize, shared: Arc<Shared>, keys: Option<Arc<Snapshot>>) -> ShardCtx {
+    pub fn new(id: usize, shared: Arc<Shared>, keys: Option<Arc<KeyTable>>) -> ShardCtx {
         let c = &shared.config;
         let pools = c
             .upstreams

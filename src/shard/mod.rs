@@ -6,10 +6,10 @@ pub mod context;
 
 pub use context::{RequestIds, ShardCtx, Shared};
 
-use crate::keys::Snapshot;
 use crate::pipeline::serve_connection;
 use crate::ratelimit::Delta;
 use crate::reload::unix_ms;
+use crate::reload::KeyTable;
 use crossbeam_channel::{Receiver, Sender};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
@@ -31,7 +31,7 @@ pub const EVICT_EVERY: Duration = Duration::from_secs(10);
 /// Messages from the control thread to a shard.
 pub enum Control {
     /// Serve this key table from now on (requests in flight finish on the old one).
-    Keys(Arc<Snapshot>),
+    Keys(Arc<KeyTable>),
     /// Stop accepting, finish requests in flight (up to `timeouts.drain`), then exit.
     Drain,
 }
@@ -79,7 +79,7 @@ impl Mesh {
 pub struct ShardStart {
     pub id: usize,
     pub cpu: Option<usize>,
-    pub keys: Option<Arc<Snapshot>>,
+    pub keys: Option<Arc<KeyTable>>,
     /// Persisted rate state to restore (every shard restores the whole-gateway view).
     pub rate_state: Option<Arc<Vec<u8>>>,
     pub listener: OwnedFd,
@@ -136,9 +136,9 @@ async fn run(shared: Arc<Shared>, start: ShardStart) {
         ctx.now_unix.set(crate::reload::unix_now());
         for msg in control.try_iter() {
             match msg {
-                Control::Keys(snapshot) => {
-                    let generation = snapshot.generation();
-                    ctx.keys.replace(Some(Rc::new(snapshot)));
+                Control::Keys(table) => {
+                    let generation = table.snapshot.generation();
+                    ctx.keys.replace(Some(Rc::new(table)));
                     let _ = events.send(ShardEvent::KeysSwapped {
                         shard: id,
                         generation,

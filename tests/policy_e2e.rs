@@ -1,0 +1,219 @@
+//! Authorization policy end to end: scopes (key over plan, deny by default), IP allowlists
+//! (IPv6 over [::1]), body-size precedence, and key-aware upstream choice.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::Command;
+
+fn keyway(config: &Path, args: &[&str]) -> String {
+    let out = Command::new(keyway_bin())
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "keyway {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn create(config: &Path, args: &[&str]) -> String {
+    let mut all = vec!["keys", "create", "--json"];
+    all.extend_from_slice(args);
+    let out = keyway(config, &all);
+    serde_json::from_str::<serde_json::Value>(&out).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Gateway listening on `listen`, upstream `api`, a second upstream `down` that refuses
+/// connections, route `/v1/` keyed with `by_tenant = { blocked = "down" }`.
+fn setup(listen: &str) -> (Upstream, tempfile::TempDir, std::path::PathBuf) {
+    let up = Upstream::echo();
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keyway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"{listen}\"\nadmin_listen = \"127.0.0.1:0\"\nshards = 1\nstate_dir = \"{}\"\n\n\
+             [upstreams.api]\nservers = [\"{}\"]\n\n[upstreams.down]\nservers = [\"{down}\"]\n\n\
+             [[routes]]\npath_prefix = \"/v1/\"\nupstream = \"api\"\nmax_body_bytes = 1000\nby_tenant = {{ blocked = \"down\" }}\n",
+            dir.path().display(),
+            up.addr
+        ),
+    )
+    .unwrap();
+    keyway(
+        &config,
+        &[
+            "plans",
+            "set",
+            "reader",
+            "--scope",
+            "GET /v1/orders/*",
+            "--scope",
+            "GET /v1/items/**",
+        ],
+    );
+    keyway(&config, &["plans", "set", "nothing"]);
+    (up, dir, config)
+}
+
+#[test]
+fn scopes_key_over_plan_and_deny_by_default() {
+    let (_up, dir, config) = setup("127.0.0.1:0");
+    let plan_key = create(&config, &["--tenant", "a", "--plan", "reader"]);
+    let own_key = create(
+        &config,
+        &[
+            "--tenant",
+            "a",
+            "--plan",
+            "reader",
+            "--scope",
+            "POST /v1/orders/*",
+        ],
+    );
+    let no_scopes = create(&config, &["--tenant", "a", "--plan", "nothing"]);
+    keyway(&config, &["snapshot", "build"]);
+    let gw = Gateway::start_with(dir, &config);
+    let call = |method: &str, path: &str, key: &str| {
+        exchange(
+            gw.addr,
+            format!("{method} {path} HTTP/1.1\r\nHost: t\r\nx-api-key: {key}\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+        )
+    };
+    assert_eq!(call("GET", "/v1/orders/7", &plan_key).status, 200);
+    assert_eq!(call("GET", "/v1/items/a/b/c", &plan_key).status, 200);
+    let r = call("POST", "/v1/orders/7", &plan_key);
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["code"], "insufficient_scope");
+    let detail = r.json()["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains("POST /v1/orders/7"), "{detail}");
+    assert!(
+        !detail.contains("GET /v1/orders/*"),
+        "the scopes must not be disclosed: {detail}"
+    );
+    // The key's own scopes replace the plan's.
+    assert_eq!(call("POST", "/v1/orders/7", &own_key).status, 200);
+    assert_eq!(call("GET", "/v1/orders/7", &own_key).status, 403);
+    // No scopes anywhere: nothing is allowed.
+    assert_eq!(call("GET", "/v1/orders/7", &no_scopes).status, 403);
+}
+
+#[test]
+fn ipv6_allowlist_over_loopback() {
+    let (_up, dir, config) = setup("[::1]:0");
+    let v6_only = create(
+        &config,
+        &["--tenant", "a", "--plan", "reader", "--allow-ip", "::1/128"],
+    );
+    let v4_only = create(
+        &config,
+        &[
+            "--tenant",
+            "a",
+            "--plan",
+            "reader",
+            "--allow-ip",
+            "127.0.0.1/32",
+        ],
+    );
+    keyway(&config, &["snapshot", "build"]);
+    let gw = Gateway::start_with(dir, &config);
+    assert!(gw.addr.is_ipv6());
+    assert_eq!(
+        get(
+            gw.addr,
+            "/v1/orders/1",
+            &format!("x-api-key: {v6_only}\r\n")
+        )
+        .status,
+        200
+    );
+    let r = get(
+        gw.addr,
+        "/v1/orders/1",
+        &format!("x-api-key: {v4_only}\r\n"),
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["code"], "ip_not_allowed");
+    // A spoofed x-forwarded-for from an untrusted peer changes nothing.
+    let r = get(
+        gw.addr,
+        "/v1/orders/1",
+        &format!("x-api-key: {v4_only}\r\nX-Forwarded-For: 127.0.0.1\r\n"),
+    );
+    assert_eq!(r.status, 403);
+}
+
+#[test]
+fn smallest_body_limit_applies_before_the_body_is_read() {
+    let (_up, dir, config) = setup("127.0.0.1:0");
+    let small = create(
+        &config,
+        &[
+            "--tenant",
+            "a",
+            "--plan",
+            "reader",
+            "--scope",
+            "* /v1/**",
+            "--max-body",
+            "10",
+        ],
+    );
+    let route_limited = create(
+        &config,
+        &["--tenant", "a", "--plan", "reader", "--scope", "* /v1/**"],
+    );
+    keyway(&config, &["snapshot", "build"]);
+    let gw = Gateway::start_with(dir, &config);
+    let head_only = |key: &str, len: usize| {
+        let mut c = Client::connect(gw.addr);
+        // Only the head: the answer must come without the body.
+        c.send(format!("POST /v1/u HTTP/1.1\r\nHost: t\r\nx-api-key: {key}\r\nContent-Length: {len}\r\n\r\n").as_bytes());
+        c.read_response("POST")
+    };
+    assert_eq!(head_only(&small, 11).status, 413);
+    assert_eq!(
+        head_only(&route_limited, 1001).status,
+        413,
+        "the route's 1000 applies"
+    );
+    let mut c = Client::connect(gw.addr);
+    c.send(format!("POST /v1/u HTTP/1.1\r\nHost: t\r\nx-api-key: {route_limited}\r\nContent-Length: 11\r\n\r\nhello world").as_bytes());
+    assert_eq!(c.read_response("POST").status, 200);
+}
+
+#[test]
+fn tenant_routing_chooses_the_upstream() {
+    let (_up, dir, config) = setup("127.0.0.1:0");
+    let normal = create(&config, &["--tenant", "acme", "--plan", "reader"]);
+    let blocked = create(&config, &["--tenant", "blocked", "--plan", "reader"]);
+    keyway(&config, &["snapshot", "build"]);
+    let gw = Gateway::start_with(dir, &config);
+    assert_eq!(
+        get(gw.addr, "/v1/orders/1", &format!("x-api-key: {normal}\r\n")).status,
+        200
+    );
+    let r = get(
+        gw.addr,
+        "/v1/orders/1",
+        &format!("x-api-key: {blocked}\r\n"),
+    );
+    assert_eq!(
+        r.status, 502,
+        "tenant `blocked` goes to the `down` upstream"
+    );
+}
