@@ -217,3 +217,46 @@ fn tenant_routing_chooses_the_upstream() {
         "tenant `blocked` goes to the `down` upstream"
     );
 }
+
+#[test]
+fn key_context_reaches_the_upstream_and_spoofed_copies_never_do() {
+    let (_up, dir, config) = setup("127.0.0.1:0");
+    let key = create(
+        &config,
+        &[
+            "--tenant",
+            "acme",
+            "--plan",
+            "reader",
+            "--meta",
+            "team=billing",
+            "--meta",
+            "tier=gold",
+            "--ttl",
+            "2d",
+        ],
+    );
+    keyway(&config, &["snapshot", "build"]);
+    let gw = Gateway::start_with(dir, &config);
+    let r = get(
+        gw.addr,
+        "/v1/orders/1",
+        &format!("x-api-key: {key}\r\nx-keyway-meta-team: evil\r\nx_keyway_meta_tier: evil\r\nX-Keyway-Scopes: * /**\r\nx_keyway_scopes: * /**\r\n"),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.echoed_header("x-keyway-scopes"),
+        ["GET /v1/orders/*, GET /v1/items/**"]
+    );
+    assert_eq!(r.echoed_header("x-keyway-meta-team"), ["billing"]);
+    assert_eq!(r.echoed_header("x-keyway-meta-tier"), ["gold"]);
+    for spoof in ["x_keyway_meta_tier", "x_keyway_scopes"] {
+        assert!(
+            r.echoed_header(spoof).is_empty(),
+            "{spoof} reached the upstream"
+        );
+    }
+    // Expires within 7 days: the client is told when.
+    assert!(r.header("sunset").is_some_and(|s| s.ends_with("GMT")));
+    assert!(r.header("deprecation").is_none());
+}

@@ -132,6 +132,7 @@ pub(super) async fn forward(
             request_id: rid.as_bytes(),
             strip_authorization,
             identity,
+            identity_lines: &conn.identity_lines,
         },
     );
     conn.rb.consume(head.head_len);

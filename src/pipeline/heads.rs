@@ -16,6 +16,8 @@ pub struct Forwarding<'a> {
     pub strip_authorization: bool,
     /// Identity headers `(name, value)` for the upstream.
     pub identity: &'a [(&'a [u8], &'a [u8])],
+    /// More identity header lines, complete (`Name: value\r\n`): scopes and metadata.
+    pub identity_lines: &'a [u8],
 }
 
 /// Writes the upstream request head. The body framing is re-declared by us: a chunked body is
@@ -84,6 +86,7 @@ pub fn write_request_head(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], fwd
     for (name, value) in fwd.identity {
         w.header(name, value);
     }
+    w.out.extend_from_slice(fwd.identity_lines);
     w.end();
 }
 
@@ -211,6 +214,7 @@ mod tests {
                 request_id: b"rid",
                 strip_authorization: true,
                 identity: &[(b"x-keyway-tenant", b"acme")],
+                identity_lines: b"",
             },
         );
         let text = String::from_utf8(out).unwrap();
@@ -236,6 +240,7 @@ mod tests {
                 request_id: b"r",
                 strip_authorization: false,
                 identity: &[],
+                identity_lines: b"",
             },
         );
         let text = String::from_utf8(out).unwrap();

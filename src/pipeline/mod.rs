@@ -15,6 +15,7 @@ use crate::error::Problem;
 use crate::http::headers::HeaderKind;
 use crate::http::problem::{write_problem, ProblemExtras};
 use crate::http::response::ResponseHead;
+use crate::http::{is_tchar, is_valid_value};
 use crate::http::{Framing, HeadError, RequestHead};
 use crate::metrics::Outcome;
 use crate::policy::route::check_path;
@@ -47,6 +48,8 @@ pub struct Conn {
     /// Header lines the gateway adds to this request's answer, whatever it is (rate-limit
     /// headers); cleared per request.
     pub answer_lines: Vec<u8>,
+    /// Identity header lines for the upstream beyond id/tenant/plan (scopes, metadata).
+    pub identity_lines: Vec<u8>,
 }
 
 /// A request id: the client's if it sent a sane one, else ours.
@@ -115,6 +118,7 @@ pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
         up: ReadBuf::new(UPSTREAM_BUF),
         resp: ResponseHead::default(),
         answer_lines: Vec::with_capacity(256),
+        identity_lines: Vec::with_capacity(256),
     };
     let mut first = true;
     loop {
@@ -123,6 +127,7 @@ pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
         }
         conn.rb.compact();
         conn.answer_lines.clear();
+        conn.identity_lines.clear();
         match read_head(&ctx, &mut conn, first).await {
             HeadRead::Closed => break,
             HeadRead::Refused(e) => {
@@ -392,15 +397,19 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
         (names.tenant_header.as_bytes(), key.tenant().as_bytes()),
         (names.plan_header.as_bytes(), plan.name().as_bytes()),
     ];
-    // A rotated-out secret still works until its grace ends: say so (RFC 9745, RFC 8594).
-    let lifecycle = caller.grace_until.map(lifecycle_headers);
-    let extra: Vec<(&[u8], &[u8])> = match &lifecycle {
-        Some((deprecation, sunset)) => vec![
-            (b"Deprecation".as_slice(), deprecation.as_bytes()),
-            (b"Sunset".as_slice(), sunset.as_bytes()),
-        ],
-        None => Vec::new(),
-    };
+    write_key_context(&mut conn.identity_lines, names, &key);
+    // A rotated-out secret still works until its grace ends: say so (RFC 9745, RFC 8594); a
+    // key that expires within 7 days gets `Sunset` too.
+    let now = ctx.now_unix.get();
+    let expiring = key.expires_at().filter(|&t| t - now <= SUNSET_WARNING_S);
+    let lifecycle = lifecycle_headers(caller.grace_until, expiring, now);
+    let mut extra: Vec<(&[u8], &[u8])> = Vec::new();
+    if let Some(deprecation) = &lifecycle.deprecation {
+        extra.push((b"Deprecation".as_slice(), deprecation.as_bytes()));
+    }
+    if let Some(sunset) = &lifecycle.sunset {
+        extra.push((b"Sunset".as_slice(), sunset.as_bytes()));
+    }
     let target = forward::Target {
         route,
         upstream: decision.upstream,
@@ -453,11 +462,76 @@ impl<'b> IntoIterator for SmallLines<'b> {
 
 const BODY_TOO_LARGE: &str = "declared Content-Length exceeds the body size limit";
 
-/// `Deprecation` (a structured date: now) and `Sunset` (HTTP-date of the grace end).
-fn lifecycle_headers(grace_until: i64) -> (String, String) {
-    let now = crate::reload::unix_now();
-    let sunset = std::time::UNIX_EPOCH + std::time::Duration::from_secs(grace_until.max(0) as u64);
-    (format!("@{now}"), httpdate::fmt_http_date(sunset))
+/// Keys expiring within this many seconds announce it with `Sunset`.
+const SUNSET_WARNING_S: i64 = 7 * 86_400;
+
+/// Response headers about the key's lifecycle (allocated only when there is one to send).
+struct Lifecycle {
+    deprecation: Option<String>,
+    sunset: Option<String>,
+}
+
+/// `Deprecation` (a structured date: now) for a rotated-out secret; `Sunset` (HTTP-date) at
+/// the earliest of its grace end and the key's expiry when that is within 7 days.
+fn lifecycle_headers(grace_until: Option<i64>, expiring: Option<i64>, now: i64) -> Lifecycle {
+    let end = match (grace_until, expiring) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Lifecycle {
+        deprecation: grace_until.map(|_| format!("@{now}")),
+        sunset: end.map(|t| {
+            httpdate::fmt_http_date(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64),
+            )
+        }),
+    }
+}
+
+/// The key's context for the upstream beyond id/tenant/plan: `x-keyway-scopes` (the key's
+/// own scopes, else its plan's, comma-separated) and one `x-keyway-meta-<name>` per metadata
+/// pair. Values were checked at creation; anything not a valid header value is skipped.
+fn write_key_context(
+    out: &mut Vec<u8>,
+    names: &crate::config::Identity,
+    key: &crate::keys::KeyView<'_>,
+) {
+    let own = key.scopes();
+    let mut first = true;
+    let mut push_scope = |out: &mut Vec<u8>, scope: &str| {
+        if !is_valid_value(scope.as_bytes()) {
+            return;
+        }
+        if first {
+            out.extend_from_slice(names.scopes_header.as_bytes());
+            out.extend_from_slice(b": ");
+            first = false;
+        } else {
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(scope.as_bytes());
+    };
+    if own.len() > 0 {
+        for s in own {
+            push_scope(out, s);
+        }
+    } else {
+        for s in key.plan().scopes() {
+            push_scope(out, s);
+        }
+    }
+    if !first {
+        out.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in key.metadata() {
+        if name.bytes().all(is_tchar) && is_valid_value(value.as_bytes()) {
+            out.extend_from_slice(names.meta_prefix.as_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
 }
 
 /// Answers the current request with a problem. `head_parsed`: the head is valid, so its
