@@ -5,27 +5,11 @@ mod common;
 
 use common::*;
 use std::path::Path;
-use std::process::Command;
-
-fn keyway(config: &Path, args: &[&str]) -> String {
-    let out = Command::new(keyway_bin())
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "keyway {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
 
 fn create(config: &Path, args: &[&str]) -> String {
     let mut all = vec!["keys", "create", "--json"];
     all.extend_from_slice(args);
-    let out = keyway(config, &all);
+    let out = cli_ok(config, &all);
     serde_json::from_str::<serde_json::Value>(&out).unwrap()["key"]
         .as_str()
         .unwrap()
@@ -53,7 +37,7 @@ fn setup(listen: &str) -> (Upstream, tempfile::TempDir, std::path::PathBuf) {
         ),
     )
     .unwrap();
-    keyway(
+    cli_ok(
         &config,
         &[
             "plans",
@@ -65,7 +49,7 @@ fn setup(listen: &str) -> (Upstream, tempfile::TempDir, std::path::PathBuf) {
             "GET /v1/items/**",
         ],
     );
-    keyway(&config, &["plans", "set", "nothing"]);
+    cli_ok(&config, &["plans", "set", "nothing"]);
     (up, dir, config)
 }
 
@@ -85,7 +69,7 @@ fn scopes_key_over_plan_and_deny_by_default() {
         ],
     );
     let no_scopes = create(&config, &["--tenant", "a", "--plan", "nothing"]);
-    keyway(&config, &["snapshot", "build"]);
+    cli_ok(&config, &["snapshot", "build"]);
     let gw = Gateway::start_with(dir, &config);
     let call = |method: &str, path: &str, key: &str| {
         exchange(
@@ -129,7 +113,7 @@ fn ipv6_allowlist_over_loopback() {
             "127.0.0.1/32",
         ],
     );
-    keyway(&config, &["snapshot", "build"]);
+    cli_ok(&config, &["snapshot", "build"]);
     let gw = Gateway::start_with(dir, &config);
     assert!(gw.addr.is_ipv6());
     assert_eq!(
@@ -177,7 +161,7 @@ fn smallest_body_limit_applies_before_the_body_is_read() {
         &config,
         &["--tenant", "a", "--plan", "reader", "--scope", "* /v1/**"],
     );
-    keyway(&config, &["snapshot", "build"]);
+    cli_ok(&config, &["snapshot", "build"]);
     let gw = Gateway::start_with(dir, &config);
     let head_only = |key: &str, len: usize| {
         let mut c = Client::connect(gw.addr);
@@ -201,7 +185,7 @@ fn tenant_routing_chooses_the_upstream() {
     let (_up, dir, config) = setup("127.0.0.1:0");
     let normal = create(&config, &["--tenant", "acme", "--plan", "reader"]);
     let blocked = create(&config, &["--tenant", "blocked", "--plan", "reader"]);
-    keyway(&config, &["snapshot", "build"]);
+    cli_ok(&config, &["snapshot", "build"]);
     let gw = Gateway::start_with(dir, &config);
     assert_eq!(
         get(gw.addr, "/v1/orders/1", &format!("x-api-key: {normal}\r\n")).status,
@@ -236,7 +220,7 @@ fn key_context_reaches_the_upstream_and_spoofed_copies_never_do() {
             "2d",
         ],
     );
-    keyway(&config, &["snapshot", "build"]);
+    cli_ok(&config, &["snapshot", "build"]);
     let gw = Gateway::start_with(dir, &config);
     let r = get(
         gw.addr,

@@ -5,25 +5,9 @@ mod common;
 
 use common::*;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn keyway(config: &Path, args: &[&str]) -> String {
-    let out = Command::new(keyway_bin())
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "keyway {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
 
 /// A config (2 shards, keyed route `/v1/`), a plan with `limits`, and one key; returns the
 /// temp dir, config path and the key's secret. The snapshot is built; nothing runs yet.
@@ -56,8 +40,8 @@ fn prepare_shards(
     for l in limits {
         args.extend_from_slice(&["--limit", l]);
     }
-    keyway(&config, &args);
-    let out = keyway(
+    cli_ok(&config, &args);
+    let out = cli_ok(
         &config,
         &[
             "keys", "create", "--tenant", "t", "--plan", "metered", "--json",
@@ -67,7 +51,7 @@ fn prepare_shards(
         .as_str()
         .unwrap()
         .to_string();
-    keyway(&config, &["snapshot", "build"]);
+    cli_ok(&config, &["snapshot", "build"]);
     (dir, config, secret)
 }
 
@@ -235,7 +219,7 @@ fn credits_are_spent_by_route_cost_then_quota_exhausted() {
     let text = std::fs::read_to_string(&config).unwrap()
         + "\n[[routes]]\npath_prefix = \"/v1/expensive/\"\nupstream = \"api\"\ncost = 2\n";
     std::fs::write(&config, text).unwrap();
-    let out = keyway(
+    let out = cli_ok(
         &config,
         &[
             "keys",
@@ -253,7 +237,7 @@ fn credits_are_spent_by_route_cost_then_quota_exhausted() {
         .as_str()
         .unwrap()
         .to_string();
-    keyway(&config, &["snapshot", "build"]);
+    cli_ok(&config, &["snapshot", "build"]);
     let gw = start(dir, &config);
     // Spaced past the limiter's cross-shard reserve horizon (docs/ratelimits.md, "known
     // limitation"): a shard keeps room for spending it cannot see yet.

@@ -10,6 +10,7 @@ pub mod client;
 mod forward;
 pub mod heads;
 mod limit;
+mod relay;
 
 use crate::error::Problem;
 use crate::http::headers::HeaderKind;

@@ -425,3 +425,19 @@ pub fn admin_get(admin: SocketAddr, path: &str) -> (u16, String) {
 
 /// The routes most tests use: everything under `/` is public and goes to `api`.
 pub const PUBLIC_ALL: &str = "[[routes]]\npath_prefix = \"/\"\nupstream = \"api\"\npublic = true\n";
+
+/// Runs `keyway --config CONFIG ARGS...`, asserts it succeeded, returns its stdout.
+pub fn cli_ok(config: &Path, args: &[&str]) -> String {
+    let out = Command::new(keyway_bin())
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "keyway {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
