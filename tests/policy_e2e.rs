@@ -244,3 +244,73 @@ fn key_context_reaches_the_upstream_and_spoofed_copies_never_do() {
     assert!(r.header("sunset").is_some_and(|s| s.ends_with("GMT")));
     assert!(r.header("deprecation").is_none());
 }
+
+#[test]
+fn keys_check_explains_the_decision() {
+    let (_up, dir, config) = setup("127.0.0.1:0");
+    let out = cli_ok(
+        &config,
+        &[
+            "keys",
+            "create",
+            "--tenant",
+            "acme",
+            "--plan",
+            "reader",
+            "--allow-ip",
+            "10.0.0.0/8",
+            "--json",
+        ],
+    );
+    let id = serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    cli_ok(&config, &["snapshot", "build"]);
+    let allowed = cli_ok(
+        &config,
+        &[
+            "keys",
+            "check",
+            &id,
+            "--path",
+            "/v1/orders/7",
+            "--ip",
+            "10.1.2.3",
+        ],
+    );
+    assert!(allowed.contains("validity: valid now"), "{allowed}");
+    assert!(allowed.contains("allowed: upstream #0 (api)"), "{allowed}");
+    let denied = cli_ok(
+        &config,
+        &[
+            "keys",
+            "check",
+            &id,
+            "--method",
+            "POST",
+            "--path",
+            "/v1/orders/7",
+            "--ip",
+            "10.1.2.3",
+        ],
+    );
+    assert!(
+        denied.contains("refused: 403 insufficient_scope"),
+        "{denied}"
+    );
+    let outside = cli_ok(
+        &config,
+        &[
+            "keys",
+            "check",
+            &id,
+            "--path",
+            "/v1/orders/7",
+            "--ip",
+            "192.0.2.1",
+        ],
+    );
+    assert!(outside.contains("refused: 403 ip_not_allowed"), "{outside}");
+    drop(dir);
+}

@@ -26,6 +26,8 @@ pub enum KeysCmd {
     Rotate(RotateArgs),
     /// Import existing secrets from another system (stored hashed).
     Import(key_import::ImportArgs),
+    /// Explain what the gateway would decide for this key and a request (needs --config).
+    Check(super::check::CheckArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -118,6 +120,11 @@ pub fn run(cmd: KeysCmd, ctx: &CliContext) -> Result<(), CliError> {
         KeysCmd::Revoke(a) => revoke(a, ctx),
         KeysCmd::Rotate(a) => rotate(a, ctx),
         KeysCmd::Import(a) => key_import::run(a, ctx),
+        // Needs the configuration (routes, upstreams): answered in `cli::run`.
+        KeysCmd::Check(_) => Err(CliError(
+            "keys check needs the configuration: run it as `keyway --config PATH keys check ...`"
+                .into(),
+        )),
     }
 }
 

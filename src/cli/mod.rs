@@ -2,6 +2,7 @@
 //! store, `keys`, `plans`, `snapshot`). Every failure is one line on stderr saying what
 //! happened and what to do; configuration errors exit 2, other failures 1.
 
+pub mod check;
 pub mod context;
 pub mod key_flags;
 pub mod key_import;
@@ -95,6 +96,24 @@ pub fn run() -> i32 {
         snapshot: cli.snapshot.clone(),
     };
     match cli.command {
+        Command::Keys(keys::KeysCmd::Check(args)) => {
+            let config = match load_config(cli.config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match check::run(&args, config) {
+                Ok(lines) => {
+                    for line in lines {
+                        println!("{line}");
+                    }
+                    0
+                }
+                Err(e) => {
+                    eprintln!("keyway: {e}");
+                    1
+                }
+            }
+        }
         Command::Keys(cmd) => with_keys_context(&paths, |ctx| keys::run(cmd, ctx)),
         Command::Plans(cmd) => with_keys_context(&paths, |ctx| plans::run(cmd, ctx)),
         Command::Snapshot(cmd) => with_keys_context(&paths, |ctx| snapshot::run(cmd, ctx)),

@@ -1,0 +1,129 @@
+//! `keyway keys check ID --method M --path P [--ip A] [--content-length N]`: explains the
+//! decision the gateway would take for that key and request, step by step — for support desks.
+//! It reads the configuration (routes, upstreams) and the snapshot the gateway serves, not the
+//! store: what it says is what the running gateway would do once that snapshot is loaded.
+
+use crate::config::Config;
+use crate::policy::{explain, PolicyIndex};
+use crate::reload::unix_now;
+use crate::shard::Shared;
+use std::net::IpAddr;
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// The key's id (`key_...`).
+    pub id: String,
+    #[arg(long, default_value = "GET")]
+    pub method: String,
+    /// Request path (a query is ignored).
+    #[arg(long)]
+    pub path: String,
+    /// Client address (after any trusted proxies).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub ip: IpAddr,
+    /// Declared Content-Length of the body, if any.
+    #[arg(long)]
+    pub content_length: Option<u64>,
+}
+
+/// The explanation, one step a line; `Err` when the question cannot be answered.
+pub fn run(args: &CheckArgs, config: Config) -> Result<Vec<String>, String> {
+    let path = &config.keys.snapshot;
+    let snapshot = crate::keys::Snapshot::load(path).map_err(|e| e.to_string())?;
+    let policy = PolicyIndex::build(&snapshot, |name| config.upstream_index(name))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let key = snapshot
+        .keys()
+        .find(|k| k.id() == args.id)
+        .ok_or_else(|| {
+            format!(
+                "no key {} in {} (generation {}); check the id, or `keyway snapshot build` if it was created since",
+                args.id,
+                path.display(),
+                snapshot.generation()
+            )
+        })?;
+    let mut lines = vec![format!(
+        "key {} (tenant {}, plan {}), snapshot generation {}",
+        key.id(),
+        key.tenant(),
+        key.plan().name(),
+        snapshot.generation()
+    )];
+    let now = unix_now();
+    let validity = if !key.enabled() {
+        "revoked: every request is refused with 401 key_revoked".to_string()
+    } else if key.not_before().is_some_and(|t| now < t)
+        || key.expires_at().is_some_and(|t| now >= t)
+    {
+        "outside its validity window: refused with 401 key_expired".to_string()
+    } else {
+        "valid now".to_string()
+    };
+    lines.push(format!("validity: {validity}"));
+    let shared = Shared::new(config, 1);
+    let request_path = args
+        .path
+        .split_once('?')
+        .map_or(args.path.as_str(), |(p, _)| p);
+    let Some(route) = shared.routes.find(None, request_path.as_bytes()) else {
+        lines.push(format!(
+            "route: none matches {request_path}: refused with 404 no_route"
+        ));
+        return Ok(lines);
+    };
+    let route_cfg = &shared.config.routes[route];
+    lines.push(format!(
+        "route: {} ({})",
+        route_cfg.path_prefix,
+        if route_cfg.public {
+            "public: no key needed"
+        } else {
+            "keyed"
+        }
+    ));
+    if route_cfg.public {
+        return Ok(lines);
+    }
+    let names: Vec<&str> = shared
+        .config
+        .upstreams
+        .iter()
+        .map(|u| u.name.as_str())
+        .collect();
+    lines.extend(
+        explain(
+            &policy.for_key(key),
+            &shared.route_policies[route],
+            &args.method,
+            &args.path,
+            args.ip,
+            args.content_length,
+        )
+        .into_iter()
+        .map(|line| name_upstreams(&line, &names)),
+    );
+    Ok(lines)
+}
+
+/// `upstream #1` -> `upstream #1 (api)`: the policy speaks in indices, people in names.
+fn name_upstreams(line: &str, names: &[&str]) -> String {
+    let mut out = String::with_capacity(line.len() + 16);
+    let mut rest = line;
+    while let Some(i) = rest.find('#') {
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        out.push_str(&rest[..digits]);
+        if let Some(name) = rest[..digits]
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| names.get(n))
+        {
+            out.push_str(&format!(" ({name})"));
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
+}
