@@ -314,3 +314,41 @@ fn keys_check_explains_the_decision() {
     assert!(outside.contains("refused: 403 ip_not_allowed"), "{outside}");
     drop(dir);
 }
+
+#[test]
+fn key_in_query_only_where_the_route_allows_it_and_never_forwarded() {
+    let (up, dir, config) = setup("127.0.0.1:0");
+    let text = std::fs::read_to_string(&config).unwrap()
+        + "\n[[routes]]\npath_prefix = \"/q/\"\nupstream = \"api\"\nkey_in_query = \"api_key\"\n";
+    std::fs::write(&config, text).unwrap();
+    let key = create(
+        &config,
+        &["--tenant", "acme", "--plan", "reader", "--scope", "GET /**"],
+    );
+    cli_ok(&config, &["snapshot", "build"]);
+    let gw = Gateway::start_with(dir, &config);
+    let r = get(gw.addr, &format!("/q/x?a=1&api_key={key}&b=2"), "");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["query"],
+        "a=1&b=2",
+        "the key must not reach the upstream"
+    );
+    let r = get(gw.addr, &format!("/q/x?api_key={key}"), "");
+    assert_eq!(r.status, 200);
+    assert!(r.json()["query"].is_null() || r.json()["query"] == "");
+    // Off by default: the same parameter on another route is not a key.
+    let r = get(gw.addr, &format!("/v1/orders/1?api_key={key}"), "");
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (401, "missing_key".into())
+    );
+    // A different key in the header and the query is a conflict.
+    let r = get(
+        gw.addr,
+        &format!("/q/x?api_key={key}"),
+        "x-api-key: kw_live_other\r\n",
+    );
+    assert_eq!(r.status, 400);
+    drop(up);
+}

@@ -12,6 +12,9 @@ pub struct Presented<'b> {
     pub key: &'b [u8],
     /// The Authorization header carried the key (Bearer) and must not be forwarded.
     pub via_authorization: bool,
+    /// The key came in this query parameter (routes with `key_in_query`): it is removed from
+    /// the target before forwarding.
+    pub via_query: bool,
 }
 
 /// A refusal with its one-line detail.
@@ -45,19 +48,92 @@ pub fn extract<'b>(
         (Some(key), None) => Ok(Some(Presented {
             key,
             via_authorization: false,
+            via_query: false,
         })),
         (None, Some(key)) => Ok(Some(Presented {
             key,
             via_authorization: true,
+            via_query: false,
         })),
         (Some(a), Some(b)) if a == b => Ok(Some(Presented {
             key: a,
             via_authorization: true,
+            via_query: false,
         })),
         (Some(_), Some(_)) => Err((
             Problem::ConflictingKeys,
             "the API-key header and the Bearer token differ; send one key",
         )),
+    }
+}
+
+/// Adds the key from query parameter `param` (a route's `key_in_query`) to what the headers
+/// gave: the same key in both is fine, different keys or the parameter twice are a conflict.
+pub fn with_query_key<'b>(
+    from_headers: Option<Presented<'b>>,
+    target: &'b [u8],
+    param: &[u8],
+) -> Result<Option<Presented<'b>>, Refusal> {
+    let conflict = (
+        Problem::ConflictingKeys,
+        "the key was sent more than once with different values; send one key",
+    );
+    let mut found: Option<&[u8]> = None;
+    for (name, value) in query_pairs(target) {
+        if name == param {
+            if found.is_some() {
+                return Err(conflict);
+            }
+            found = Some(value);
+        }
+    }
+    match (from_headers, found.filter(|v| !v.is_empty())) {
+        (p, None) => Ok(p),
+        (None, Some(key)) => Ok(Some(Presented {
+            key,
+            via_authorization: false,
+            via_query: true,
+        })),
+        (Some(p), Some(key)) if p.key == key => Ok(Some(Presented {
+            via_query: true,
+            ..p
+        })),
+        (Some(_), Some(_)) => Err(conflict),
+    }
+}
+
+/// `name=value` pairs of the target's query, raw (a key is URL-safe: nothing to decode).
+fn query_pairs(target: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    let query = match memchr::memchr(b'?', target) {
+        Some(i) => &target[i + 1..],
+        None => &[][..],
+    };
+    query
+        .split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match memchr::memchr(b'=', p) {
+            Some(i) => (&p[..i], &p[i + 1..]),
+            None => (p, &[][..]),
+        })
+}
+
+/// Writes `target` without every `param=...` pair (and without a `?` left empty).
+pub fn strip_query_param(target: &[u8], param: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    let (path, query) = match memchr::memchr(b'?', target) {
+        Some(i) => (&target[..i], &target[i + 1..]),
+        None => (target, &[][..]),
+    };
+    out.extend_from_slice(path);
+    let mut first = true;
+    for pair in query.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+        let name = memchr::memchr(b'=', pair).map_or(pair, |i| &pair[..i]);
+        if name == param {
+            continue;
+        }
+        out.push(if first { b'?' } else { b'&' });
+        out.extend_from_slice(pair);
+        first = false;
     }
 }
 
@@ -150,6 +226,41 @@ mod tests {
         ] {
             assert_eq!(extract_from(raw), Err(Problem::ConflictingKeys));
         }
+    }
+
+    #[test]
+    fn query_keys() {
+        let t = b"/v1/x?a=1&api_key=K&b=2";
+        let p = with_query_key(None, t, b"api_key").unwrap().unwrap();
+        assert_eq!((p.key, p.via_query), (&b"K"[..], true));
+        let header = Presented {
+            key: b"K",
+            via_authorization: false,
+            via_query: false,
+        };
+        assert!(
+            with_query_key(Some(header), t, b"api_key")
+                .unwrap()
+                .unwrap()
+                .via_query
+        );
+        let other = Presented {
+            key: b"L",
+            ..header
+        };
+        assert!(with_query_key(Some(other), t, b"api_key").is_err());
+        assert!(with_query_key(None, b"/x?api_key=a&api_key=b", b"api_key").is_err());
+        assert_eq!(
+            with_query_key(None, b"/x?other=1", b"api_key").unwrap(),
+            None
+        );
+        let mut out = Vec::new();
+        strip_query_param(t, b"api_key", &mut out);
+        assert_eq!(out, b"/v1/x?a=1&b=2");
+        strip_query_param(b"/v1/x?api_key=K", b"api_key", &mut out);
+        assert_eq!(out, b"/v1/x");
+        strip_query_param(b"/v1/x", b"api_key", &mut out);
+        assert_eq!(out, b"/v1/x");
     }
 
     #[test]

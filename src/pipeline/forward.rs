@@ -129,6 +129,7 @@ pub(super) async fn forward(
             strip_authorization,
             identity,
             identity_lines: &conn.identity_lines,
+            target: &conn.target,
         },
     );
     conn.rb.consume(head.head_len);

@@ -18,13 +18,20 @@ pub struct Forwarding<'a> {
     pub identity: &'a [(&'a [u8], &'a [u8])],
     /// More identity header lines, complete (`Name: value\r\n`): scopes and metadata.
     pub identity_lines: &'a [u8],
+    /// Replaces the client's target when not empty (a key taken from the query).
+    pub target: &'a [u8],
 }
 
 /// Writes the upstream request head. The body framing is re-declared by us: a chunked body is
 /// re-chunked, a Content-Length body keeps its length.
 pub fn write_request_head(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], fwd: &Forwarding<'_>) {
     let mut w = HeadWriter::new(out);
-    w.request_line(head.method_span.get(buf), head.target.get(buf));
+    let target = if fwd.target.is_empty() {
+        head.target.get(buf)
+    } else {
+        fwd.target
+    };
+    w.request_line(head.method_span.get(buf), target);
     let mut xff: Option<&[u8]> = None;
     let mut forwarded: Option<&[u8]> = None;
     for h in &head.headers {
@@ -215,6 +222,7 @@ mod tests {
                 strip_authorization: true,
                 identity: &[(b"x-keyway-tenant", b"acme")],
                 identity_lines: b"",
+                target: b"",
             },
         );
         let text = String::from_utf8(out).unwrap();
@@ -241,6 +249,7 @@ mod tests {
                 strip_authorization: false,
                 identity: &[],
                 identity_lines: b"",
+                target: b"",
             },
         );
         let text = String::from_utf8(out).unwrap();

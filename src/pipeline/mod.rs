@@ -51,6 +51,9 @@ pub struct Conn {
     pub answer_lines: Vec<u8>,
     /// Identity header lines for the upstream beyond id/tenant/plan (scopes, metadata).
     pub identity_lines: Vec<u8>,
+    /// The target to forward when it differs from the client's (key removed from the
+    /// query); empty = forward the client's target.
+    pub target: Vec<u8>,
 }
 
 /// A request id: the client's if it sent a sane one, else ours.
@@ -120,6 +123,7 @@ pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
         resp: ResponseHead::default(),
         answer_lines: Vec::with_capacity(256),
         identity_lines: Vec::with_capacity(256),
+        target: Vec::new(),
     };
     let mut first = true;
     loop {
@@ -129,6 +133,7 @@ pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
         conn.rb.compact();
         conn.answer_lines.clear();
         conn.identity_lines.clear();
+        conn.target.clear();
         match read_head(&ctx, &mut conn, first).await {
             HeadRead::Closed => break,
             HeadRead::Refused(e) => {
@@ -290,7 +295,12 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
         )
         .await;
     };
-    let presented = match auth::extract(head, buf, shared.config.keys.bearer) {
+    let from_headers = auth::extract(head, buf, shared.config.keys.bearer);
+    let presented = match (from_headers, &route_cfg.key_in_query) {
+        (Ok(p), Some(param)) => auth::with_query_key(p, head.target.get(buf), param.as_bytes()),
+        (other, _) => other,
+    };
+    let presented = match presented {
         Ok(Some(p)) => p,
         Ok(None) => {
             return refuse(
@@ -308,6 +318,11 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
         }
     };
     let via_authorization = presented.via_authorization;
+    if presented.via_query {
+        // The key never travels further: forward the target without its parameter.
+        let param = route_cfg.key_in_query.as_deref().unwrap_or_default();
+        auth::strip_query_param(head.target.get(buf), param.as_bytes(), &mut conn.target);
+    }
     let caller = match auth::check(&keys.snapshot, presented.key, ctx.now_unix.get()) {
         Ok(c) => c,
         Err((problem, detail)) => {
