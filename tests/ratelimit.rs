@@ -181,6 +181,14 @@ fn a_day_quota_continues_after_sigterm_and_restart() {
     assert_eq!(spend(gw.addr, &secret, 4), 4);
     gw.signal(libc::SIGTERM);
     assert!(gw.wait_exit(Duration::from_secs(10)).unwrap().success());
+    // `keys show` reads the usage the gateway persisted.
+    let list = cli_ok(&config, &["keys", "list", "--json"]);
+    let id = serde_json::from_str::<serde_json::Value>(&list).unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let shown = cli_ok(&config, &["keys", "show", &id]);
+    assert!(shown.contains("10/day: 4 used, 6 left"), "{shown}");
     let dir = std::mem::replace(&mut gw.dir, tempfile::tempdir().unwrap());
     drop(gw);
     let gw = start(dir, &config);

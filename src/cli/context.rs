@@ -14,6 +14,9 @@ pub struct CliContext {
     /// The snapshot the data plane loads (`--snapshot`, else `[keys] snapshot`, else
     /// `keys.snap` under the state dir).
     pub snapshot_path: PathBuf,
+    /// Where the running gateway persists its rate-limit state (`[server] state_dir`), when
+    /// a configuration was read.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl CliContext {

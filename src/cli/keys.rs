@@ -207,12 +207,48 @@ fn list(a: ListArgs, ctx: &CliContext) -> Result<(), CliError> {
 }
 
 fn show(a: ShowArgs, ctx: &CliContext) -> Result<(), CliError> {
-    let key = ctx.open_store()?.get_key(&a.id)?;
+    let store = ctx.open_store()?;
+    let key = store.get_key(&a.id)?;
+    let plan = store.get_plan(&key.plan).ok();
     let now = unix_now();
+    // Usage as the running gateway last persisted it (needs the config's state_dir).
+    let usage = ctx.state_dir.as_ref().map(|dir| {
+        super::usage::read(
+            &dir.join("ratelimit.state"),
+            &key,
+            plan.as_ref(),
+            now * 1000,
+        )
+    });
     if a.json {
-        print_json(&render::key_json(&key, now))
+        let mut v = render::key_json(&key, now);
+        if let Some(u) = &usage {
+            v["usage"] = match u {
+                Ok((_, usage)) => serde_json::json!({
+                    "limits": usage.limits.iter().map(|l| serde_json::json!({
+                        "limit": l.limit.to_string(), "used": l.used,
+                        "remaining": l.remaining, "reset_s": l.reset_s,
+                    })).collect::<Vec<_>>(),
+                    "credits_left": usage.credits_left,
+                    "credits_reset_s": usage.credits_reset_s,
+                }),
+                Err(why) => serde_json::json!({ "unknown": why }),
+            };
+        }
+        print_json(&v)
     } else {
-        print(&render::key_details(&key, now))
+        let mut text = render::key_details(&key, now);
+        match &usage {
+            Some(Ok((limits, usage))) => {
+                for line in super::usage::lines(limits, usage) {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            }
+            Some(Err(why)) => text.push_str(&format!("usage        unknown: {why}\n")),
+            None => text.push_str("usage        pass --config to read the gateway's state\n"),
+        }
+        print(&text)
     }
 }
 

@@ -14,6 +14,7 @@ mod quickstart;
 mod reload;
 pub mod render;
 pub mod snapshot;
+pub mod usage;
 
 pub use context::{CliContext, CliError};
 
@@ -183,22 +184,26 @@ fn with_keys_context(
     run: impl FnOnce(&CliContext) -> Result<(), CliError>,
 ) -> i32 {
     let needs_config = paths.db.is_none() || paths.snapshot.is_none();
-    let keys = match &paths.config {
-        Some(p) if needs_config => match load_config(Some(p)) {
-            Ok(c) => c.keys,
-            Err(code) => return code,
+    let config = match &paths.config {
+        Some(p) => match load_config(Some(p)) {
+            Ok(c) => Some(c),
+            Err(code) if needs_config => return code,
+            Err(_) => None,
         },
         None if needs_config && std::path::Path::new(DEFAULT_CONFIG).exists() => {
             match load_config(None) {
-                Ok(c) => c.keys,
+                Ok(c) => Some(c),
                 Err(code) => return code,
             }
         }
-        _ => crate::config::Keys::default(),
+        _ => None,
     };
+    let state_dir = config.as_ref().map(|c| c.server.state_dir.clone());
+    let keys = config.map(|c| c.keys).unwrap_or_default();
     let ctx = CliContext {
         db_path: paths.db.clone().unwrap_or(keys.db),
         snapshot_path: paths.snapshot.clone().unwrap_or(keys.snapshot),
+        state_dir,
     };
     match run(&ctx) {
         Ok(()) => 0,
