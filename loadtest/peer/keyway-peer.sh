@@ -5,6 +5,10 @@
 #   loadtest/peer/keyway-peer.sh start [public|keyed] [SHARDS]   # default: keyed 1
 #   loadtest/peer/keyway-peer.sh stop
 #
+# Variants of `keyed` (environment):
+#   KEYWAY_PEER_SCOPES=10    the plan has 10 scopes, the benchmark's match being the last
+#   KEYWAY_PEER_LIMITS=off   the benchmark key's own rate limit removed (no limiter call)
+#
 # keyed:  the peer's 100,000 keys imported from $PEER_WORK/gen/keys.tsv (run.sh setup makes
 #         it), identity headers named x-key-id / x-tenant as the peer's upstream expects.
 # public: one public route, no key (the gateway-core benchmark).
@@ -50,8 +54,17 @@ $routes
 CONF
     if [[ $mode != public ]]; then
         local t0=$(date +%s.%N)
-        "$BIN" --config "$WORK/keyway.toml" plans set peer --scope '* /**' >/dev/null
+        local scopes=(--scope '* /**')
+        if [[ ${KEYWAY_PEER_SCOPES:-1} == 10 ]]; then
+            scopes=()
+            for i in 1 2 3 4 5 6 7 8 9; do scopes+=(--scope "GET /nope$i/**"); done
+            scopes+=(--scope '* /**')
+        fi
+        "$BIN" --config "$WORK/keyway.toml" plans set peer "${scopes[@]}" >/dev/null
         "$BIN" --config "$WORK/keyway.toml" keys import --format tsv --plan peer "$PEER_WORK/gen/keys.tsv"
+        if [[ ${KEYWAY_PEER_LIMITS:-on} == off ]]; then
+            "$BIN" --config "$WORK/keyway.toml" keys update k000000 --limit none >/dev/null
+        fi
         local t1=$(date +%s.%N)
         "$BIN" --config "$WORK/keyway.toml" snapshot build
         local t2=$(date +%s.%N)
