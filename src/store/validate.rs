@@ -65,47 +65,11 @@ pub fn key_name(s: &str) -> Result<()> {
 /// `METHOD PATH`: method a token or `*`; path from `/`, segments literal, `*` (one segment)
 /// or `**` (the rest, last segment only).
 pub fn scope(s: &str) -> Result<()> {
-    let bad = |why: &str| {
-        invalid(format!(
-            "bad scope {s:?}: {why} (write METHOD PATH, e.g. 'GET /v1/products/*' or '* /v1/orders/**')"
-        ))
-    };
-    let (method, path) = s.split_once(' ').ok_or_else(|| bad("no space"))?;
-    if method != "*" {
-        if method.is_empty() || !method.bytes().all(is_tchar) {
-            return Err(bad("the method is not a token"));
-        }
-        if method.bytes().any(|b| b.is_ascii_lowercase()) {
-            return Err(bad("methods are case-sensitive: write it in upper case"));
-        }
-    }
-    if !path.starts_with('/') {
-        return Err(bad("the path must start with '/'"));
-    }
-    let segments: Vec<&str> = path[1..].split('/').collect();
-    for (i, seg) in segments.iter().enumerate() {
-        let last = i + 1 == segments.len();
-        match *seg {
-            "*" => {}
-            "**" if last => {}
-            "**" => return Err(bad("'**' may only be the last segment")),
-            "" if last => {}
-            "" => return Err(bad("empty path segment")),
-            lit if lit.contains('*') => {
-                return Err(bad("'*' must be a whole segment"));
-            }
-            lit if !lit
-                .bytes()
-                .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#') =>
-            {
-                return Err(bad(
-                    "the path has a space, '?', '#' or a non-ASCII character",
-                ));
-            }
-            _ => {}
-        }
-    }
-    Ok(())
+    // One grammar: the data plane's compiler decides what a scope is, so the CLI can never
+    // store a scope the gateway would refuse at load.
+    crate::policy::ScopeSet::compile(std::iter::once(s))
+        .map(|_| ())
+        .map_err(|e| invalid(e.to_string()))
 }
 
 /// Parses an allowlist entry: a CIDR, or a bare address meaning just that address.
