@@ -257,8 +257,14 @@ fn read_rate_state(path: &Path) -> Option<Arc<Vec<u8>>> {
     }
 }
 
+/// Writes the rate state atomically (temp file + rename) but without `fsync`: it is rewritten
+/// every second, and what must survive is a crash of the process (the page cache keeps the
+/// file), not of the machine. An `fsync` per second stalled behind other disk writes and let a
+/// SIGKILL lose more than a second of counts.
 fn write_rate_state(path: &Path, bytes: &[u8]) {
-    if let Err(e) = crate::keys::write_atomic(path, bytes) {
+    let tmp = path.with_extension("state.tmp");
+    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = result {
         tracing::warn!(path = %path.display(), error = %e, "cannot persist the rate-limit state; counts since the last write would be lost on a crash");
     }
 }
