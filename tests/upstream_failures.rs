@@ -99,3 +99,22 @@ fn upstream_errors_are_counted_in_metrics() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_pooled_connection_closed_before_answering_is_retried_once_on_a_fresh_one() {
+    let up = Upstream::echo();
+    let gw = Gateway::proxying(up.addr, PUBLIC_ALL, "");
+    let mut c = Client::connect(gw.addr);
+    // Pools an upstream connection, then sends on it a request the upstream drops unanswered:
+    // the gateway retries once on a fresh connection (dropped again), then answers 502.
+    c.send(b"GET /warm HTTP/1.1\r\nHost: t\r\n\r\n");
+    let first = c.read_response("GET").json()["conn_id"].as_u64().unwrap();
+    c.send(b"GET /_test/reset HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.read_response("GET");
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["code"], "upstream_unavailable");
+    // The client connection survives (the request had no body) and the pool recovers.
+    c.send(b"GET /after HTTP/1.1\r\nHost: t\r\n\r\n");
+    let after = c.read_response("GET").json()["conn_id"].as_u64().unwrap();
+    assert_ne!(first, after, "the dropped connection must not be reused");
+}

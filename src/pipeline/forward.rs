@@ -15,7 +15,7 @@ use crate::http::write::push_chunk;
 use crate::http::{Framing, Method, Version};
 use crate::metrics::{Outcome, UpstreamErrorKind};
 use crate::shard::ShardCtx;
-use crate::upstream::PoolError;
+use crate::upstream::{Lease, PoolError};
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use std::io;
@@ -157,26 +157,12 @@ pub(super) async fn forward(
                     SendError::Upstream => {
                         if lease.reused && req.retryable && !retried {
                             retried = true;
-                            match pool.reconnect(lease).await {
+                            match fresh_or_refuse(ctx, conn, lease, target, req, rid).await {
                                 Ok(fresh) => {
                                     lease = fresh;
                                     continue;
                                 }
-                                Err(_) => {
-                                    ctx.metrics
-                                        .borrow_mut()
-                                        .upstream_error(upstream, UpstreamErrorKind::Connect);
-                                    return finish_refusal(
-                                        ctx,
-                                        conn,
-                                        Problem::UpstreamUnavailable,
-                                        "the upstream connection failed",
-                                        route,
-                                        req,
-                                        rid,
-                                    )
-                                    .await;
-                                }
+                                Err(done) => return done,
                             }
                         }
                         ctx.metrics
@@ -228,27 +214,10 @@ pub(super) async fn forward(
             }
             Err(HeadError::Closed) if lease.reused && req.retryable && !retried => {
                 retried = true;
-                match pool.reconnect(lease).await {
-                    Ok(fresh) => {
-                        // `out` still holds the head: retryable requests have no body.
-                        lease = fresh;
-                        continue;
-                    }
-                    Err(_) => {
-                        ctx.metrics
-                            .borrow_mut()
-                            .upstream_error(upstream, UpstreamErrorKind::Connect);
-                        return finish_refusal(
-                            ctx,
-                            conn,
-                            Problem::UpstreamUnavailable,
-                            "the upstream connection failed",
-                            route,
-                            req,
-                            rid,
-                        )
-                        .await;
-                    }
+                match fresh_or_refuse(ctx, conn, lease, target, req, rid).await {
+                    // `out` still holds the head: retryable requests have no body.
+                    Ok(fresh) => lease = fresh,
+                    Err(done) => return done,
                 }
             }
             Err(e) => {
@@ -328,6 +297,29 @@ pub(super) async fn forward(
             }
             // The response is cut short: closing is the only honest signal left.
             aborted(route)
+        }
+    }
+}
+
+/// A pooled connection died before answering a retryable request: a fresh connection to the
+/// same server, or — if none can be had — the 502 answer, counted.
+async fn fresh_or_refuse(
+    ctx: &ShardCtx,
+    conn: &mut Conn,
+    lease: Lease,
+    target: Target,
+    req: ReqInfo,
+    rid: &RequestId,
+) -> Result<Lease, Finished> {
+    match ctx.pools[target.upstream].reconnect(lease).await {
+        Ok(fresh) => Ok(fresh),
+        Err(_) => {
+            ctx.metrics
+                .borrow_mut()
+                .upstream_error(target.upstream, UpstreamErrorKind::Connect);
+            let problem = Problem::UpstreamUnavailable;
+            let detail = "the upstream connection failed";
+            Err(finish_refusal(ctx, conn, problem, detail, target.route, req, rid).await)
         }
     }
 }
