@@ -15,16 +15,7 @@ fn prepare(
     upstream: std::net::SocketAddr,
     limits: &[&str],
 ) -> (tempfile::TempDir, std::path::PathBuf, String) {
-    prepare_shards(upstream, limits, 2)
-}
-
-/// `prepare` with a given shard count. Tests of exact counts use 1 shard: with more, a shard
-/// keeps room for admissions it cannot see yet (docs/ratelimits.md), which depends on timing.
-fn prepare_shards(
-    upstream: std::net::SocketAddr,
-    limits: &[&str],
-    shards: usize,
-) -> (tempfile::TempDir, std::path::PathBuf, String) {
+    let shards = 2;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("keyway.toml");
     std::fs::write(
@@ -187,7 +178,7 @@ fn spend(addr: std::net::SocketAddr, secret: &str, n: usize) -> usize {
 fn a_day_quota_continues_after_sigterm_and_restart() {
     let _serial = timing();
     let up = Upstream::echo();
-    let (dir, config, secret) = prepare_shards(up.addr, &["10/day"], 1);
+    let (dir, config, secret) = prepare(up.addr, &["10/day"]);
     let mut gw = start(dir, &config);
     assert_eq!(spend(gw.addr, &secret, 4), 4);
     gw.signal(libc::SIGTERM);
@@ -214,7 +205,7 @@ fn a_day_quota_continues_after_sigterm_and_restart() {
 fn sigkill_loses_at_most_about_a_second_of_counts() {
     let _serial = timing();
     let up = Upstream::echo();
-    let (dir, config, secret) = prepare_shards(up.addr, &["100/day"], 1);
+    let (dir, config, secret) = prepare(up.addr, &["100/day"]);
     let mut gw = start(dir, &config);
     assert_eq!(spend(gw.addr, &secret, 20), 20);
     std::thread::sleep(Duration::from_millis(2500)); // past at least one persist, with margin
@@ -235,7 +226,7 @@ fn sigkill_loses_at_most_about_a_second_of_counts() {
 fn credits_are_spent_by_route_cost_then_quota_exhausted() {
     let _serial = timing();
     let up = Upstream::echo();
-    let (dir, config, _) = prepare_shards(up.addr, &[], 1);
+    let (dir, config, _) = prepare(up.addr, &[]);
     // A route that costs 2 credits per request, beside the default cost 1.
     let text = std::fs::read_to_string(&config).unwrap()
         + "\n[[routes]]\npath_prefix = \"/v1/expensive/\"\nupstream = \"api\"\ncost = 2\n";
@@ -260,8 +251,8 @@ fn credits_are_spent_by_route_cost_then_quota_exhausted() {
         .to_string();
     cli_ok(&config, &["snapshot", "build"]);
     let gw = start(dir, &config);
-    // Spaced past the limiter's cross-shard reserve horizon (docs/ratelimits.md, "known
-    // limitation"): a shard keeps room for spending it cannot see yet.
+    // Each request on a new connection, so on either shard: spaced past the time a shard's
+    // spending takes to reach the other (2 sync intervals), the count is exact.
     let call = |path: &str| {
         std::thread::sleep(Duration::from_millis(80));
         get(gw.addr, path, &format!("x-api-key: {secret}\r\n"))
@@ -274,4 +265,47 @@ fn credits_are_spent_by_route_cost_then_quota_exhausted() {
     let r = call("/v1/cheap");
     assert_eq!(r.status, 429);
     assert_eq!(r.json()["code"], "quota_exhausted");
+}
+
+/// The peer check's burst: 30 requests back to back on one keep-alive connection (so on one
+/// shard of two) against a 5/s key. The shard's cross-shard reserve holds some of the room
+/// back; those requests wait for it instead of getting 429, so the key gets exactly its 5.
+#[test]
+fn a_burst_on_one_connection_gets_exactly_the_limit_over_two_shards() {
+    let _serial = timing();
+    let up = Upstream::echo();
+    let (dir, config, secret) = prepare(up.addr, &["5/s"]);
+    let gw = start(dir, &config);
+    let mut c = Client::connect(gw.addr);
+    let started = Instant::now();
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        c.send(format!("GET /v1/x HTTP/1.1\r\nHost: t\r\nx-api-key: {secret}\r\n\r\n").as_bytes());
+        let r = c.read_response("GET");
+        if r.status == 429 {
+            assert_eq!(r.json()["code"], "rate_limited");
+            assert!(r.header("retry-after").is_some());
+        }
+        statuses.push(r.status);
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "the burst took {took:?}");
+    let ok = statuses.iter().filter(|&&s| s == 200).count();
+    let limited = statuses.iter().filter(|&&s| s == 429).count();
+    assert_eq!((ok, limited), (5, 25), "{statuses:?}");
+    assert!(statuses[..5].iter().all(|&s| s == 200), "{statuses:?}");
+    // Shards publish their metrics on a timer: poll until the waits show.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, body) = admin_get(gw.admin, "/metrics");
+        let waits = body
+            .lines()
+            .find_map(|l| l.strip_prefix("keyway_ratelimit_waits_total "))
+            .and_then(|n| n.parse::<u64>().ok());
+        if waits.is_some_and(|n| n > 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no wait counted:\n{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -193,6 +193,9 @@ impl Default for Limits {
 pub struct RateLimit {
     /// How often shards exchange per-key deltas (default 10 ms; 1 ms to 1 s).
     pub sync_interval: Duration,
+    /// How long a request the key has room for may wait while the shard's cross-shard reserve
+    /// shrinks, instead of a 429 (default 250 ms; 0 answers at once).
+    pub max_wait: Duration,
     pub headers: RateLimitHeaders,
 }
 
@@ -210,6 +213,7 @@ impl Default for RateLimit {
     fn default() -> Self {
         RateLimit {
             sync_interval: Duration::from_millis(10),
+            max_wait: Duration::from_millis(250),
             headers: RateLimitHeaders::Ietf,
         }
     }

@@ -73,6 +73,7 @@ pub struct RawLimits {
 #[serde(deny_unknown_fields)]
 pub struct RawRateLimit {
     pub sync_interval: Opt<Quantity>,
+    pub max_wait: Opt<Quantity>,
     pub headers: Opt<String>,
 }
 

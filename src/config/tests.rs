@@ -290,7 +290,10 @@ fn missing_file_is_io_error() {
 
 #[test]
 fn ratelimit_section() {
-    let c = parse("[ratelimit]\nsync_interval = \"5ms\"\nheaders = \"legacy\"\n").unwrap();
+    let c =
+        parse("[ratelimit]\nsync_interval = \"5ms\"\nmax_wait = \"0ms\"\nheaders = \"legacy\"\n")
+            .unwrap();
+    assert_eq!(c.ratelimit.max_wait, std::time::Duration::ZERO);
     assert_eq!(
         c.ratelimit.sync_interval,
         std::time::Duration::from_millis(5)
@@ -302,6 +305,9 @@ fn ratelimit_section() {
     assert_eq!(e.line(), Some(2), "{e}");
     let e = parse("[ratelimit]\nsync_interval = \"5s\"\n").unwrap_err();
     assert_eq!(e.line(), Some(2), "{e}");
+    let e = parse("[ratelimit]\n\nmax_wait = \"1min\"\n").unwrap_err();
+    assert_eq!(e.line(), Some(3), "{e}");
+    assert!(e.to_string().contains("max_wait"), "{e}");
 }
 
 #[path = "tests_errors.rs"]

@@ -108,6 +108,24 @@ fn ratelimit(raw: &RawRateLimit, cx: &Ctx) -> Result<RateLimit, ConfigError> {
         }
         r.sync_interval = d;
     }
+    if let Some(q) = &raw.max_wait {
+        // 0 is allowed here: it turns waiting off.
+        let d = duration_of(q.get_ref()).map_err(|why| {
+            cx.err(
+                &q.span(),
+                format!("ratelimit.max_wait {why}"),
+                "write e.g. \"250ms\", or \"0ms\" to answer at once",
+            )
+        })?;
+        if d > Duration::from_secs(5) {
+            return Err(cx.err(
+                &q.span(),
+                format!("ratelimit.max_wait {} is out of range", q.get_ref()),
+                "write a duration from \"0ms\" to \"5s\" (default \"250ms\")",
+            ));
+        }
+        r.max_wait = d;
+    }
     if let Some(h) = &raw.headers {
         r.headers = match h.get_ref().as_str() {
             "ietf" => RateLimitHeaders::Ietf,

@@ -5,6 +5,7 @@ pub const REQUEST_DURATION: &str = "keyway_request_duration_seconds";
 pub const UPSTREAM_DURATION: &str = "keyway_upstream_duration_seconds";
 pub const UPSTREAM_ERRORS_TOTAL: &str = "keyway_upstream_errors_total";
 pub const RATELIMITED_TOTAL: &str = "keyway_ratelimited_total";
+pub const RATELIMIT_WAITS_TOTAL: &str = "keyway_ratelimit_waits_total";
 pub const SNAPSHOT_GENERATION: &str = "keyway_snapshot_generation";
 pub const SNAPSHOT_KEYS: &str = "keyway_snapshot_keys";
 pub const SNAPSHOT_RELOAD_FAILURES_TOTAL: &str = "keyway_snapshot_reload_failures_total";

@@ -35,6 +35,7 @@ pub fn render(
                 let _ = acc.request_us.add(&m.request_us);
                 let _ = acc.upstream_us.add(&m.upstream_us);
                 acc.connections_active += m.connections_active;
+                acc.limit_waits += m.limit_waits;
                 for (plan, n) in &m.ratelimited {
                     match acc.ratelimited.iter_mut().find(|(p, _)| p == plan) {
                         Some((_, total)) => *total += n,
@@ -116,6 +117,13 @@ pub fn render(
                 n
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP {} Requests that waited for room held back for other shards.",
+            names::RATELIMIT_WAITS_TOTAL
+        );
+        let _ = writeln!(out, "# TYPE {} counter", names::RATELIMIT_WAITS_TOTAL);
+        let _ = writeln!(out, "{} {}", names::RATELIMIT_WAITS_TOTAL, m.limit_waits);
         gauge(
             &mut out,
             names::CONNECTIONS_ACTIVE,

@@ -86,6 +86,8 @@ pub struct ShardMetrics {
     pub connections_active: u64,
     /// Requests refused by a rate limit or quota, by plan name (few plans: a short list).
     pub ratelimited: Vec<(String, u64)>,
+    /// Requests that waited at the margin for the cross-shard reserve (whatever the outcome).
+    pub limit_waits: u64,
 }
 
 impl ShardMetrics {
@@ -100,6 +102,7 @@ impl ShardMetrics {
             upstream_us: hist(),
             connections_active: 0,
             ratelimited: Vec::new(),
+            limit_waits: 0,
         }
     }
 

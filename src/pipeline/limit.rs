@@ -1,7 +1,72 @@
-//! Step 8's inputs: which limits apply to a key. The admission itself is the shard's
-//! `ratelimit::Limiter` (all-or-nothing over every limit).
+//! Step 8: which limits apply to a key, and the admission against the shard's
+//! `ratelimit::Limiter` (all-or-nothing over every limit), waiting briefly at the margin.
+
+use std::cell::Cell;
+use std::time::Duration;
 
 use crate::keys::{KeyView, LimitSpec, Window};
+use crate::ratelimit::{Admission, CreditSpec, KeyHandle};
+use crate::reload::unix_ms;
+use crate::shard::ShardCtx;
+
+/// Requests one shard lets wait at the margin at once; past it, they are answered at once.
+pub const MAX_WAITING: usize = 256;
+
+/// One waiting slot of the shard, released when the request stops waiting (or is dropped
+/// because its client went away).
+struct WaitSlot<'a>(&'a Cell<usize>);
+
+impl<'a> WaitSlot<'a> {
+    fn take(count: &'a Cell<usize>) -> Option<WaitSlot<'a>> {
+        (count.get() < MAX_WAITING).then(|| {
+            count.set(count.get() + 1);
+            WaitSlot(count)
+        })
+    }
+}
+
+impl Drop for WaitSlot<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
+/// Admits or refuses one request. A request the key has room for, held back only by the
+/// shard's cross-shard reserve, waits (up to `[ratelimit] max_wait`, re-asking each time the
+/// limiter says) instead of being refused; then it is settled like any other.
+pub async fn admit(
+    ctx: &ShardCtx,
+    key: KeyHandle,
+    limits: &[LimitSpec],
+    credits: Option<&CreditSpec>,
+    cost: u64,
+) -> Admission {
+    let start = unix_ms();
+    let deadline = start.saturating_add(ctx.limit_max_wait_ms);
+    let mut slot: Option<WaitSlot<'_>> = None;
+    let mut now = start;
+    loop {
+        let may_wait = now < deadline && (slot.is_some() || ctx.limit_waiting.get() < MAX_WAITING);
+        let answer = {
+            let mut limiter = ctx.limiter.borrow_mut();
+            if may_wait {
+                limiter.admit_or_wait(key, limits, credits, cost, now)
+            } else {
+                limiter.admit(key, limits, credits, cost, now)
+            }
+        };
+        let Admission::Wait { retry_in_ms } = answer else {
+            return answer;
+        };
+        if slot.is_none() {
+            slot = WaitSlot::take(&ctx.limit_waiting);
+            ctx.metrics.borrow_mut().limit_waits += 1;
+        }
+        let pause = retry_in_ms.min(deadline.saturating_sub(now).max(1) as u64);
+        glommio::timer::sleep(Duration::from_millis(pause)).await;
+        now = unix_ms();
+    }
+}
 
 /// At most one limit per window.
 pub const MAX_LIMITS: usize = 5;

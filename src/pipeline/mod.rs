@@ -22,7 +22,6 @@ use crate::metrics::Outcome;
 use crate::policy::route::check_path;
 use crate::policy::{client_ip_lines, decide, Denial};
 use crate::ratelimit::{key_handle, write_headers, Admission, CreditSpec};
-use crate::reload::unix_ms;
 use crate::shard::ShardCtx;
 use client::ReadBuf;
 use futures_lite::AsyncWriteExt;
@@ -379,13 +378,14 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
         refill: c.refill_limit(),
     });
     if n > 0 || credits.is_some() {
-        let admission = ctx.limiter.borrow_mut().admit(
+        let admission = limit::admit(
+            ctx,
             key_handle(key.id()),
             &limits[..n],
             credits.as_ref(),
             route_cfg.cost,
-            unix_ms(),
-        );
+        )
+        .await;
         write_headers(ctx.ratelimit_headers, &admission, &mut conn.answer_lines);
         let refusal = match admission {
             Admission::Limited { quota, .. } => Some((
@@ -398,6 +398,11 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
             Admission::QuotaExhausted { .. } => Some((
                 Problem::QuotaExhausted,
                 "the key's credits are spent; they refill on schedule or can be topped up".into(),
+            )),
+            // `limit::admit` settles every wait; never forward on one.
+            Admission::Wait { .. } => Some((
+                Problem::RateLimited,
+                "rate limit reached; retry in a moment".into(),
             )),
             Admission::Admitted(_) | Admission::Unlimited => None,
         };

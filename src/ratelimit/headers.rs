@@ -78,6 +78,8 @@ pub fn write_headers(mode: HeaderMode, admission: &Admission, out: &mut Vec<u8>)
                 line(out, b"Retry-After", *s);
             }
         }
+        // Not an answer yet: the caller asks again.
+        Admission::Wait { .. } => {}
     }
 }
 

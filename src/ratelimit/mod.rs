@@ -116,6 +116,12 @@ pub enum Admission {
     QuotaExhausted {
         retry_after_s: Option<u64>,
     },
+    /// Not decided yet (only from `admit_or_wait`): the key has room, but only room this shard
+    /// keeps for the other shards' admissions it cannot see yet. Ask again in `retry_in_ms`,
+    /// when that reserve has shrunk; nothing was counted.
+    Wait {
+        retry_in_ms: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,7 +217,7 @@ impl Limiter {
     }
 
     /// All-or-nothing: counted in every limit and the credits, or in none. Limits count one
-    /// per request; credits are spent by `cost`.
+    /// per request; credits are spent by `cost`. Never answers `Wait`.
     pub fn admit(
         &mut self,
         key: KeyHandle,
@@ -219,6 +225,34 @@ impl Limiter {
         credits: Option<&CreditSpec>,
         cost: u64,
         now_ms: i64,
+    ) -> Admission {
+        self.decide(key, limits, credits, cost, now_ms, false)
+    }
+
+    /// `admit`, except that a request refused only by the cross-shard reserve (the key has
+    /// room, but this shard holds it back for admissions of other shards it has not heard of
+    /// yet) answers `Wait` instead of a refusal. The caller asks again later, or calls `admit`
+    /// to settle; see "Waiting at the margin" in docs/ratelimits.md.
+    pub fn admit_or_wait(
+        &mut self,
+        key: KeyHandle,
+        limits: &[LimitSpec],
+        credits: Option<&CreditSpec>,
+        cost: u64,
+        now_ms: i64,
+    ) -> Admission {
+        self.decide(key, limits, credits, cost, now_ms, true)
+    }
+
+    #[inline]
+    fn decide(
+        &mut self,
+        key: KeyHandle,
+        limits: &[LimitSpec],
+        credits: Option<&CreditSpec>,
+        cost: u64,
+        now_ms: i64,
+        may_wait: bool,
     ) -> Admission {
         if now_ms != self.now.ms {
             self.now = self.now.at(now_ms);
@@ -236,17 +270,21 @@ impl Limiter {
         };
         // Room kept for the other shards' unseen admissions: as many as ours in the horizon.
         let reserve = others.saturating_mul(own_req);
+        // Refused by the reserve alone: the known counts have room.
+        let mut held_back = false;
         let cred = match credits {
             Some(c) => {
                 let used = e.credits_used(c.window(), now);
-                let want = used
-                    .saturating_add(cost)
-                    .saturating_add(others.saturating_mul(own_cred));
+                let need = used.saturating_add(cost);
+                let want = need.saturating_add(others.saturating_mul(own_cred));
                 if want > c.budget() {
-                    let retry = c.window().map(|w| ceil_s(now.left_ms(w).max(horizon)));
-                    return Admission::QuotaExhausted {
-                        retry_after_s: retry,
-                    };
+                    if !may_wait || need > c.budget() {
+                        let retry = c.window().map(|w| ceil_s(now.left_ms(w).max(horizon)));
+                        return Admission::QuotaExhausted {
+                            retry_after_s: retry,
+                        };
+                    }
+                    held_back = true;
                 }
                 cost
             }
@@ -257,6 +295,10 @@ impl Limiter {
         for l in limits {
             let used = e.count(l.window, now);
             if used.saturating_add(1).saturating_add(reserve) > l.count {
+                if may_wait && used < l.count {
+                    held_back = true;
+                    continue;
+                }
                 let need = (used + 1).saturating_sub(l.count);
                 let wait = wait_ms(e, l.window, need, now, horizon);
                 if refused.is_none_or(|(_, w)| wait > w) {
@@ -286,6 +328,14 @@ impl Limiter {
             return Admission::Limited {
                 quota,
                 retry_after_s: ceil_s(wait),
+            };
+        }
+        if held_back {
+            // The reserve shrinks when the oldest of this shard's recent slots ages out, at
+            // the next sync tick; deltas from the other shards arrive on the same cadence.
+            let retry = self.sync_ms - now_ms.rem_euclid(self.sync_ms);
+            return Admission::Wait {
+                retry_in_ms: retry.max(1) as u64,
             };
         }
         e.count_in(now, 1, cred);

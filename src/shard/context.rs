@@ -158,6 +158,9 @@ pub struct ShardCtx {
     /// This shard's rate counters (local counts plus what the other shards reported).
     pub limiter: RefCell<Limiter>,
     pub ratelimit_headers: HeaderMode,
+    /// `[ratelimit] max_wait` in ms, and how many requests wait at the margin now.
+    pub limit_max_wait_ms: i64,
+    pub limit_waiting: Cell<usize>,
 }
 
 impl ShardCtx {
@@ -201,6 +204,8 @@ impl ShardCtx {
             now_unix: Cell::new(crate::reload::unix_now()),
             limiter: RefCell::new(limiter),
             ratelimit_headers,
+            limit_max_wait_ms: c.ratelimit.max_wait.as_millis() as i64,
+            limit_waiting: Cell::new(0),
             shared,
         }
     }
