@@ -1,8 +1,11 @@
 //! One key's counters on one shard: whole-gateway counts (local + remote) for every window,
 //! credits spent per day / month / lifetime, and this shard's own recent and pending counts.
 
-use super::window::{bucket_ms, day_id, month_id, month_start_ms, Cal, Ring, DAY_MS};
-use crate::keys::model::{LimitSpec, Window};
+use super::window::{
+    bucket_ms, day_id, month_id, month_start_ms, Cal, Ring, DAY_MS, HOUR_BUCKET_MS, MIN_BUCKET_MS,
+    SEC_BUCKET_MS,
+};
+use crate::keys::model::Window;
 
 /// Slots of this shard's own recent admissions, one per `sync_interval`: the reconciliation
 /// horizon is `OWN_SLOTS - 1 ..= OWN_SLOTS` sync intervals.
@@ -36,7 +39,7 @@ pub struct Entry {
 }
 
 /// Precomputed period ids of one `now_ms` (computed once per call, not per window).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Now {
     pub ms: i64,
     pub sec: i64,
@@ -61,6 +64,16 @@ impl Now {
         }
     }
 
+    /// The bucket index of a sliding window (`Second`, `Minute`, `Hour`) at this time.
+    #[inline]
+    pub fn abs(&self, w: Window) -> i64 {
+        match w {
+            Window::Minute => self.min,
+            Window::Hour => self.hour,
+            _ => self.sec,
+        }
+    }
+
     /// Ms to the end of the calendar period (`Day`; `Month`) holding this time.
     #[inline]
     pub fn left_ms(&self, w: Window) -> i64 {
@@ -74,21 +87,33 @@ impl Now {
         }
     }
 
-    /// `Now::new(ms)`, reusing this one's month when the day is the same.
+    /// Becomes `Now::new(ms)`, reusing what has not changed: buckets nest (a second's bucket
+    /// lies within one minute bucket, which lies within one hour bucket, within one day), so
+    /// a time in the same second bucket changes nothing but `ms`, and most calls divide once
+    /// or not at all.
     #[inline]
-    pub fn at(&self, ms: i64) -> Now {
+    pub fn move_to(&mut self, ms: i64) {
+        let within = |id: i64, width: i64| {
+            id.checked_mul(width)
+                .and_then(|start| ms.checked_sub(start))
+                .is_some_and(|d| (0..width).contains(&d))
+        };
+        self.ms = ms;
+        if within(self.sec, SEC_BUCKET_MS) {
+            return;
+        }
+        self.sec = ms.div_euclid(SEC_BUCKET_MS);
+        if within(self.min, MIN_BUCKET_MS) {
+            return;
+        }
+        self.min = ms.div_euclid(MIN_BUCKET_MS);
+        if within(self.hour, HOUR_BUCKET_MS) {
+            return;
+        }
+        self.hour = ms.div_euclid(HOUR_BUCKET_MS);
         let day = day_id(ms);
         if day != self.day {
-            return Now::new(ms);
-        }
-        Now {
-            ms,
-            sec: ms.div_euclid(bucket_ms(Window::Second)),
-            min: ms.div_euclid(bucket_ms(Window::Minute)),
-            hour: ms.div_euclid(bucket_ms(Window::Hour)),
-            day,
-            month: self.month,
-            month_end: self.month_end,
+            *self = Now::new(ms);
         }
     }
 }
@@ -115,6 +140,18 @@ impl Entry {
         }
     }
 
+    /// Every window's count right after `advance(now)`, indexed by `Window as usize`.
+    #[inline]
+    pub fn current(&self, now: &Now) -> [u64; 5] {
+        [
+            self.sec.total,
+            self.min.total,
+            self.hour.total,
+            self.day.count_at(now.day),
+            self.month.count_at(now.month),
+        ]
+    }
+
     /// Credits spent in the refill period (`None` = lifetime; windows under a day use the day).
     #[inline]
     pub fn credits_used(&self, refill: Option<Window>, now: &Now) -> u64 {
@@ -133,6 +170,21 @@ impl Entry {
         self.hour.add(now.hour, req);
         self.day.add(now.day, u64::from(req));
         self.month.add(now.month, u64::from(req));
+        if cred > 0 {
+            self.cday.add(now.day, cred);
+            self.cmonth.add(now.month, cred);
+            self.clife = self.clife.saturating_add(cred);
+        }
+    }
+
+    /// `count_in` of one admission at `now`, after `advance(now)`: the rings' heads are now.
+    #[inline]
+    pub fn count_one_now(&mut self, now: &Now, cred: u64) {
+        self.sec.add_head(1);
+        self.min.add_head(1);
+        self.hour.add_head(1);
+        self.day.add(now.day, 1);
+        self.month.add(now.month, 1);
         if cred > 0 {
             self.cday.add(now.day, cred);
             self.cmonth.add(now.month, cred);
@@ -184,13 +236,10 @@ impl Entry {
             && m(7, self.clife)
     }
 
-    /// The `mask` bits of a key's limits and credits.
-    pub fn mask_of(limits: &[LimitSpec], credit_refill: Option<Option<Window>>) -> u8 {
-        let mut m = 0u8;
-        for l in limits {
-            m |= 1 << (l.window as u8);
-        }
-        m | match credit_refill {
+    /// The `mask` bit of a key's credits (`None`: no credits; `Some(None)`: lifetime).
+    #[inline]
+    pub fn credit_mask(credit_refill: Option<Option<Window>>) -> u8 {
+        match credit_refill {
             None => 0,
             Some(None) => 1 << 7,
             Some(Some(Window::Month)) => 1 << 6,

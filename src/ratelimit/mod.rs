@@ -147,6 +147,10 @@ pub struct Limiter {
     map: Map,
     dirty: Vec<KeyHandle>,
     now: Now,
+    /// `now_ms / sync_ms` of the last call and the ms its slot ends: kept up to date by
+    /// steps, so the request path divides only after a jump.
+    tag: i64,
+    tag_end: i64,
 }
 
 /// Room left in one limit and when it comes back.
@@ -155,7 +159,7 @@ fn quota_of(e: &Entry, l: &LimitSpec, now: &Now, used: u64) -> Quota {
         Window::Day | Window::Month => now.left_ms(l.window),
         w => {
             let (r, ms) = (ring_of(e, w), bucket_ms(w));
-            match r.oldest(now.ms.div_euclid(ms)) {
+            match r.oldest(now.abs(w)) {
                 Some(a) => a
                     .saturating_add(window::RING as i64)
                     .saturating_mul(ms)
@@ -185,7 +189,7 @@ fn wait_ms(e: &Entry, w: Window, need: u64, now: &Now, horizon_ms: i64) -> i64 {
         Window::Day | Window::Month => now.left_ms(w),
         _ if need == 0 => horizon_ms,
         w => ring_of(e, w)
-            .free_after(need, bucket_ms(w), now.ms)
+            .free_after(need, bucket_ms(w), now.abs(w), now.ms)
             .unwrap_or(w.seconds() as i64 * 1000),
     };
     ms.max(horizon_ms)
@@ -200,6 +204,8 @@ impl Limiter {
             map: Map::default(),
             dirty: Vec::new(),
             now: Now::new(0),
+            tag: 0,
+            tag_end: 0,
         }
     }
 
@@ -255,11 +261,21 @@ impl Limiter {
         may_wait: bool,
     ) -> Admission {
         if now_ms != self.now.ms {
-            self.now = self.now.at(now_ms);
+            self.now.move_to(now_ms);
         }
-        let now = &self.now;
-        let tag = now_ms.div_euclid(self.sync_ms);
         let others = self.shards - 1;
+        if others > 0
+            && (now_ms >= self.tag_end || now_ms < self.tag_end.saturating_sub(self.sync_ms))
+        {
+            if now_ms >= self.tag_end && now_ms < self.tag_end.saturating_add(self.sync_ms) {
+                self.tag += 1;
+                self.tag_end = self.tag_end.saturating_add(self.sync_ms);
+            } else {
+                self.tag = now_ms.div_euclid(self.sync_ms);
+                self.tag_end = self.tag.saturating_add(1).saturating_mul(self.sync_ms);
+            }
+        }
+        let (now, tag) = (&self.now, self.tag);
         let horizon = self.horizon_ms();
         let e = self.map.entry(key).or_default();
         e.advance(now);
@@ -292,8 +308,11 @@ impl Limiter {
         };
         let mut best: Option<(LimitSpec, u64)> = None;
         let mut refused: Option<(Quota, i64)> = None;
+        let mut mask = Entry::credit_mask(credits.map(|c| c.window()));
+        let current = e.current(now);
         for l in limits {
-            let used = e.count(l.window, now);
+            mask |= 1 << (l.window as u8);
+            let used = current[l.window as usize];
             if used.saturating_add(1).saturating_add(reserve) > l.count {
                 if may_wait && used < l.count {
                     held_back = true;
@@ -333,13 +352,12 @@ impl Limiter {
         if held_back {
             // The reserve shrinks when the oldest of this shard's recent slots ages out, at
             // the next sync tick; deltas from the other shards arrive on the same cadence.
-            let retry = self.sync_ms - now_ms.rem_euclid(self.sync_ms);
             return Admission::Wait {
-                retry_in_ms: retry.max(1) as u64,
+                retry_in_ms: self.tag_end.saturating_sub(now_ms).max(1) as u64,
             };
         }
-        e.count_in(now, 1, cred);
-        e.mask |= Entry::mask_of(limits, credits.map(|c| c.window()));
+        e.count_one_now(now, cred);
+        e.mask |= mask;
         if others > 0 {
             e.record_own(tag, cred);
             e.pend_ms = now_ms;

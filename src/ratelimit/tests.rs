@@ -435,6 +435,36 @@ fn eviction_forgets_idle_keys_only() {
 }
 
 #[test]
+fn incremental_now_equals_a_fresh_one() {
+    use super::entry::Now;
+    // Steps of every size, backwards too, across bucket, hour, day and month edges.
+    let feb_end = days_from_civil(2026, 3, 1) * 86_400_000 - 3;
+    let mut now = Now::new(T0);
+    let mut t = T0;
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in 0..200_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let step = match i % 7 {
+            0 => (x % 7) as i64 - 3,
+            1 => (x % 120) as i64,
+            2 => (x % 7_000) as i64 - 1_000,
+            3 => (x % 400_000) as i64,
+            4 => (x % (3 * 86_400_000)) as i64 - 86_400_000,
+            _ => 1,
+        };
+        t = if i == 100_000 { feb_end } else { t + step };
+        now.move_to(t);
+        assert_eq!(now, Now::new(t), "at {t}");
+    }
+    for t in [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX, 0] {
+        now.move_to(t);
+        assert_eq!(now, Now::new(t));
+    }
+}
+
+#[test]
 fn handles_are_stable() {
     assert_eq!(key_handle("key_abc"), key_handle("key_abc"));
     assert_ne!(key_handle("key_abc"), key_handle("key_abd"));

@@ -8,6 +8,10 @@ pub const SUB: i64 = 20;
 /// Ring length: `SUB` full buckets + the current one.
 pub const RING: usize = SUB as usize + 1;
 pub const DAY_MS: i64 = 86_400_000;
+/// `bucket_ms` of the second, minute and hour windows, as constants for the hot path.
+pub const SEC_BUCKET_MS: i64 = 1_000 / SUB;
+pub const MIN_BUCKET_MS: i64 = 60_000 / SUB;
+pub const HOUR_BUCKET_MS: i64 = 3_600_000 / SUB;
 
 /// Bucket width in ms of a sliding window (`W / SUB`).
 pub fn bucket_ms(w: Window) -> i64 {
@@ -63,6 +67,18 @@ impl Ring {
     /// Absolute index of the oldest non-empty bucket still counted at `abs`.
     #[inline]
     pub fn oldest(&self, abs: i64) -> Option<i64> {
+        if abs == self.head {
+            // The usual case (the ring was just advanced to now): walk from the slot after
+            // the head, which is the oldest counted one.
+            let mut s = self.hs;
+            for i in 0..RING as i64 {
+                s = if s + 1 == RING { 0 } else { s + 1 };
+                if self.b[s] != 0 {
+                    return Some(abs - (RING as i64 - 1) + i);
+                }
+            }
+            return None;
+        }
         let lo = abs.max(self.head).saturating_sub(RING as i64 - 1);
         let first = self.head.saturating_sub(RING as i64 - 1).max(lo);
         let n = self.head.saturating_sub(first).clamp(0, RING as i64 - 1) as usize;
@@ -92,6 +108,13 @@ impl Ring {
         self.total = self.total.saturating_add(u64::from(n));
     }
 
+    /// Adds `n` at the head bucket (the ring was advanced to now).
+    #[inline]
+    pub fn add_head(&mut self, n: u32) {
+        self.b[self.hs] = self.b[self.hs].saturating_add(n);
+        self.total = self.total.saturating_add(u64::from(n));
+    }
+
     /// Read-only count as of bucket `abs`.
     pub fn count_at(&self, abs: i64) -> u64 {
         if abs <= self.head {
@@ -115,8 +138,8 @@ impl Ring {
 
     /// Milliseconds from `now_ms` until at least `need` counted requests have left the
     /// window (`None` if the window does not hold that many).
-    pub fn free_after(&self, need: u64, bucket: i64, now_ms: i64) -> Option<i64> {
-        let abs = now_ms.div_euclid(bucket);
+    /// `abs` is `now_ms`'s bucket.
+    pub fn free_after(&self, need: u64, bucket: i64, abs: i64, now_ms: i64) -> Option<i64> {
         let lo = abs.max(self.head).saturating_sub(RING as i64 - 1);
         let first = self.head.saturating_sub(RING as i64 - 1).max(lo);
         let n = self.head.saturating_sub(first).clamp(0, RING as i64 - 1) as usize;
@@ -260,6 +283,13 @@ mod tests {
                 period_left_ms(Window::Day, t),
             );
         }
+    }
+
+    #[test]
+    fn bucket_constants_match_the_windows() {
+        assert_eq!(SEC_BUCKET_MS, bucket_ms(Window::Second));
+        assert_eq!(MIN_BUCKET_MS, bucket_ms(Window::Minute));
+        assert_eq!(HOUR_BUCKET_MS, bucket_ms(Window::Hour));
     }
 
     #[test]
