@@ -513,6 +513,121 @@ mod tests {
         assert!(!ScopeSet::empty().allows(b"GET", b"/"));
     }
 
+    /// The grammar stated plainly, segment by segment: the oracle for the compiled matcher.
+    fn reference(pattern: &str, method: &[u8], path: &[u8]) -> bool {
+        let (m, p) = pattern.split_once(' ').unwrap();
+        if m != "*" && m.as_bytes() != method {
+            return false;
+        }
+        let (Some(want), Some(got)) = (p.strip_prefix('/'), path.strip_prefix(b"/")) else {
+            return false;
+        };
+        let want: Vec<&str> = want.split('/').collect();
+        let got: Vec<&[u8]> = got.split(|&b| b == b'/').collect();
+        let (want, rest) = match want.split_last() {
+            Some((&"**", init)) => (init, true),
+            _ => (&want[..], false),
+        };
+        let seg_ok = |w: &str, g: &[u8]| {
+            if w == "*" {
+                !g.is_empty()
+            } else {
+                w.as_bytes() == g
+            }
+        };
+        if rest {
+            // `**` is nothing, or `/` and anything after it
+            got.len() >= want.len() && want.iter().zip(&got).all(|(w, g)| seg_ok(w, g))
+        } else {
+            got.len() == want.len() && want.iter().zip(&got).all(|(w, g)| seg_ok(w, g))
+        }
+    }
+
+    #[test]
+    fn matches_the_plain_reference_matcher() {
+        // Segments of every length class the matcher treats apart (1-3, 4-7, 8, 9-16, over
+        // 16 bytes), near-misses in the first and last byte, and wildcards.
+        let segs = [
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopq",
+            "abcdefghijklmnopqrstuvwxyz0123",
+            "*",
+        ];
+        let mut patterns = vec!["GET /".to_owned(), "GET /**".to_owned(), "* /*".to_owned()];
+        for a in segs {
+            patterns.push(format!("GET /{a}"));
+            patterns.push(format!("GET /{a}/"));
+            patterns.push(format!("* /{a}/**"));
+            for b in ["*", "**", "abc", "abcdefghij", ""] {
+                patterns.push(format!("GET /{a}/{b}"));
+                patterns.push(format!("VERSION-CONTROL /x/{a}/{b}"));
+            }
+        }
+        let mut paths: Vec<String> = vec!["/".into(), "".into(), "*".into(), "//".into()];
+        let words = [
+            "a",
+            "b",
+            "ab",
+            "abc",
+            "abC",
+            "abcd",
+            "abcdefg",
+            "abcdefgh",
+            "Abcdefgh",
+            "abcdefgi",
+            "abcdefghi",
+            "abcdefghij",
+            "abcdefghijklmnop",
+            "abcdefghijklmnoP",
+            "abcdefghijklmnopq",
+            "abcdefghijklmnopqrstuvwxyz0123",
+            "abcdefghijklmnopqrstuvwxyz012_",
+            "",
+        ];
+        for a in words {
+            paths.push(format!("/{a}"));
+            paths.push(format!("/x/{a}"));
+            for b in words {
+                paths.push(format!("/{a}/{b}"));
+                paths.push(format!("/x/{a}/{b}"));
+                paths.push(format!("/{a}/{b}/c"));
+            }
+        }
+        let methods: [&[u8]; 6] = [b"GET", b"GET\0", b"GE", b"POST", b"VERSION-CONTROL", b""];
+        for pat in &patterns {
+            let one = set(&[pat.as_str()]);
+            for path in &paths {
+                for m in methods {
+                    assert_eq!(
+                        one.allows(m, path.as_bytes()),
+                        reference(pat, m, path.as_bytes()),
+                        "{pat:?} {} {path:?}",
+                        String::from_utf8_lossy(m)
+                    );
+                }
+            }
+        }
+        // Sets: within 64 scopes (indexed by method) and beyond (every scope tried).
+        for chunk in [8, 70] {
+            for group in patterns.chunks(chunk) {
+                let s = ScopeSet::compile(group.iter().map(String::as_str)).unwrap();
+                for path in &paths {
+                    for m in methods {
+                        let want = group.iter().any(|p| reference(p, m, path.as_bytes()));
+                        assert_eq!(s.allows(m, path.as_bytes()), want, "{path:?}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn bad_patterns_are_named() {
         for bad in [
