@@ -332,7 +332,12 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
     let plan = key.plan();
 
     // Policy: client address, scopes, body size, upstream — one pure decision.
+    let key_policy = keys.policy.for_key(key);
     let client = conn.peer_ip.map(|peer| {
+        if key_policy.allow.is_empty() {
+            // No allowlist: any address passes, so the x-forwarded-for walk is not needed.
+            return peer;
+        }
         let xff = head
             .headers
             .iter()
@@ -347,7 +352,7 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
     let method = head.method_span.get(buf);
     let decision = match client {
         Some(ip) => decide(
-            &keys.policy.for_key(key),
+            &key_policy,
             &shared.route_policies[route],
             method,
             path,
