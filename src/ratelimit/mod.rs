@@ -195,6 +195,47 @@ fn wait_ms(e: &Entry, w: Window, need: u64, now: &Now, horizon_ms: i64) -> i64 {
     ms.max(horizon_ms)
 }
 
+/// The answer for a request some limit refused (kept out of the admission path): the
+/// refusing limit with the longest wait.
+#[cold]
+#[inline(never)]
+fn refusal(
+    e: &Entry,
+    limits: &[LimitSpec],
+    current: &[u64; 5],
+    reserve: u64,
+    may_wait: bool,
+    now: &Now,
+    horizon: i64,
+) -> Admission {
+    let mut refused: Option<(Quota, i64)> = None;
+    for l in limits {
+        let used = current[l.window as usize];
+        let held_back = may_wait && used < l.count;
+        if used.saturating_add(1).saturating_add(reserve) <= l.count || held_back {
+            continue;
+        }
+        let need = (used + 1).saturating_sub(l.count);
+        let wait = wait_ms(e, l.window, need, now, horizon);
+        if refused.is_none_or(|(_, w)| wait > w) {
+            let q = Quota {
+                limit: *l,
+                remaining: 0,
+                reset_s: ceil_s(wait),
+            };
+            refused = Some((q, wait));
+        }
+    }
+    match refused {
+        Some((quota, wait)) => Admission::Limited {
+            quota,
+            retry_after_s: ceil_s(wait),
+        },
+        // Unreachable: the caller saw a refusing limit.
+        None => Admission::Wait { retry_in_ms: 1 },
+    }
+}
+
 impl Limiter {
     pub fn new(shard: usize, config: LimiterConfig) -> Limiter {
         Limiter {
@@ -306,48 +347,36 @@ impl Limiter {
             }
             None => 0,
         };
-        let mut best: Option<(LimitSpec, u64)> = None;
-        let mut refused: Option<(Quota, i64)> = None;
+        // The most constraining admitting limit: least `left / count` (ties: the longer
+        // window), as its index, requests left after this one, and count.
+        let (mut best, mut best_left, mut best_count, mut best_w) = (usize::MAX, 1u64, 0u64, 0u8);
+        let mut refused = false;
         let mut mask = Entry::credit_mask(credits.map(|c| c.window()));
         let current = e.current(now);
-        for l in limits {
-            mask |= 1 << (l.window as u8);
-            let used = current[l.window as usize];
-            if used.saturating_add(1).saturating_add(reserve) > l.count {
-                if may_wait && used < l.count {
+        for (i, l) in limits.iter().enumerate() {
+            let w = l.window as u8;
+            mask |= 1 << w;
+            // Requests the known counts still have room for; admitted if more than the reserve.
+            let room = l.count.saturating_sub(current[w as usize]);
+            if room <= reserve {
+                if may_wait && room > 0 {
                     held_back = true;
-                    continue;
+                } else {
+                    refused = true;
                 }
-                let need = (used + 1).saturating_sub(l.count);
-                let wait = wait_ms(e, l.window, need, now, horizon);
-                if refused.is_none_or(|(_, w)| wait > w) {
-                    let q = Quota {
-                        limit: *l,
-                        remaining: 0,
-                        reset_s: ceil_s(wait),
-                    };
-                    refused = Some((q, wait));
-                }
-            } else if refused.is_none() {
-                let left = l.count - used - 1;
-                // Least remaining relative to the count; ties go to the longer window.
-                let tight = best.is_none_or(|(b, bl)| {
-                    let (x, y) = (
-                        u128::from(left) * u128::from(b.count),
-                        u128::from(bl) * u128::from(l.count),
-                    );
-                    x < y || (x == y && l.window > b.window)
-                });
-                if tight {
-                    best = Some((*l, used + 1));
+            } else {
+                let left = room - 1;
+                let (x, y) = (
+                    u128::from(left) * u128::from(best_count),
+                    u128::from(best_left) * u128::from(l.count),
+                );
+                if x < y || (x == y && w > best_w) {
+                    (best, best_left, best_count, best_w) = (i, left, l.count, w);
                 }
             }
         }
-        if let Some((quota, wait)) = refused {
-            return Admission::Limited {
-                quota,
-                retry_after_s: ceil_s(wait),
-            };
+        if refused {
+            return refusal(e, limits, &current, reserve, may_wait, now, horizon);
         }
         if held_back {
             // The reserve shrinks when the oldest of this shard's recent slots ages out, at
@@ -366,8 +395,8 @@ impl Limiter {
                 self.dirty.push(key);
             }
         }
-        match best {
-            Some((l, used)) => Admission::Admitted(quota_of(e, &l, now, used)),
+        match limits.get(best) {
+            Some(l) => Admission::Admitted(quota_of(e, l, now, l.count - best_left)),
             None => Admission::Unlimited,
         }
     }

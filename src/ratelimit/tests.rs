@@ -686,3 +686,31 @@ fn waiting_clients_keep_the_bound_under_load() {
         assert!(max < 100 + shards, "{max} in one second");
     }
 }
+
+#[test]
+fn the_reported_quota_is_the_most_constraining_limit() {
+    let mut l = Limiter::new(
+        0,
+        LimiterConfig {
+            shards: 1,
+            sync_interval_ms: 10,
+        },
+    );
+    let k = key_handle("key_tight");
+    let spec = [lim(100, Second), lim(1000, Minute)];
+    // 90 of 100/s used (10% left) against 90 of 1000/min (91% left): the second-based one is
+    // tighter (the quota used to be picked by comparing the used count, not what is left).
+    for _ in 0..90 {
+        let _ = l.admit(k, &spec, None, 1, T0);
+    }
+    let Admission::Admitted(q) = l.admit(k, &spec, None, 1, T0) else {
+        panic!()
+    };
+    assert_eq!((q.limit, q.remaining), (lim(100, Second), 9));
+    // Equal shares left: the longer window is reported.
+    let spec = [lim(10, Second), lim(10, Minute)];
+    let Admission::Admitted(q) = l.admit(key_handle("key_tie"), &spec, None, 1, T0) else {
+        panic!()
+    };
+    assert_eq!((q.limit, q.remaining), (lim(10, Minute), 9));
+}
