@@ -226,13 +226,22 @@ fn refusal(
             refused = Some((q, wait));
         }
     }
-    match refused {
-        Some((quota, wait)) => Admission::Limited {
-            quota,
-            retry_after_s: ceil_s(wait),
+    // The caller saw a refusing limit, so `refused` is set; never answer anything but a
+    // refusal from here.
+    let (quota, wait) = refused.unwrap_or((
+        Quota {
+            limit: limits.first().copied().unwrap_or(LimitSpec {
+                count: 0,
+                window: Window::Second,
+            }),
+            remaining: 0,
+            reset_s: ceil_s(horizon),
         },
-        // Unreachable: the caller saw a refusing limit.
-        None => Admission::Wait { retry_in_ms: 1 },
+        horizon,
+    ));
+    Admission::Limited {
+        quota,
+        retry_after_s: ceil_s(wait),
     }
 }
 
