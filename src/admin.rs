@@ -123,7 +123,7 @@ fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
                     snapshot_generation: status.generation.unwrap_or(0),
                     snapshot_keys: status.keys,
                     snapshot_reload_failures: status.failures,
-                    audit_dropped: 0,
+                    audit_dropped: shared.audit_failed.load(Ordering::Relaxed),
                 },
             );
             respond(&mut stream, 200, "text/plain; version=0.0.4", &body)

@@ -15,6 +15,7 @@
 //! - [`serve`] and [`admin`] are the control side: listeners, signals, health and metrics.
 
 pub mod admin;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod error;

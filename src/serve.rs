@@ -3,11 +3,12 @@
 //! exit.
 
 use crate::admin::{self, AdminState};
+use crate::audit;
 use crate::config::Config;
 use crate::reload::{self, KeyTable, RuntimeFiles, SnapshotStatus};
 use crate::shard::{self, Control, ShardEvent, Shared};
 use crossbeam_channel::{Receiver, Sender};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
@@ -40,6 +41,11 @@ pub enum ServeError {
     Shard { shard: usize, reason: String },
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("cannot open the audit log {path}: {source}; create its directory, fix its permissions or change [audit] path")]
+    Audit {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Where a running gateway listens (printed once at start).
@@ -69,6 +75,20 @@ pub fn serve(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), ServeE
     let snapshot_path = config.keys.snapshot.clone();
     let files = RuntimeFiles::in_dir(&config.server.state_dir);
     let shared = Arc::new(Shared::new(config, shards));
+    let audit =
+        match &shared.config.audit.path {
+            Some(path) => Some(audit::start(path, shared.audit_failed.clone()).map_err(
+                |source| ServeError::Audit {
+                    path: path.display().to_string(),
+                    source,
+                },
+            )?),
+            None => None,
+        };
+    let (audit_writer, audit_tx) = match audit {
+        Some((w, tx)) => (Some(w), Some(tx)),
+        None => (None, None),
+    };
 
     // The key table is loaded before the shards start, off the data plane.
     let mut status = SnapshotStatus::new(&snapshot_path);
@@ -123,6 +143,7 @@ pub fn serve(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), ServeE
             control: rx,
             events: events_tx.clone(),
             mesh,
+            audit: audit_tx.clone(),
         };
         let join = shard::spawn(shared.clone(), start).map_err(|e| ServeError::Shard {
             shard: id,
@@ -131,6 +152,8 @@ pub fn serve(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), ServeE
         controls.push(tx);
         joins.push(join);
     }
+    // Only the shards hold audit senders now.
+    drop(audit_tx);
     for _ in 0..shards {
         match events.recv_timeout(Duration::from_secs(10)) {
             Ok(ShardEvent::Listening(_)) => {
@@ -162,6 +185,7 @@ pub fn serve(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), ServeE
         &controls,
         &signals,
         &events,
+        audit_writer.as_ref(),
     );
 
     for tx in &controls {
@@ -169,6 +193,10 @@ pub fn serve(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), ServeE
     }
     for join in joins {
         let _ = join.join();
+    }
+    // Every shard flushed its audit lines before exiting.
+    if let Some(w) = audit_writer {
+        w.finish();
     }
     // The final rate state, sent by shard 0 as it exited.
     for ev in events.try_iter() {
@@ -189,6 +217,7 @@ fn control_loop(
     controls: &[Sender<Control>],
     signals: &Receiver<i32>,
     events: &Receiver<ShardEvent>,
+    audit: Option<&audit::Writer>,
 ) {
     // Generation being rolled out -> shards that confirmed it.
     let mut pending: Option<(Arc<KeyTable>, usize)> = None;
@@ -211,6 +240,12 @@ fn control_loop(
                             error = status.last_error.as_deref().unwrap_or(""),
                             "key table refused; the previous one keeps serving"
                         ),
+                    }
+                }
+                Ok(SIGUSR1) => {
+                    match audit {
+                        Some(w) => w.reopen(),
+                        None => tracing::info!("SIGUSR1: no audit log to reopen ([audit] path is not set)"),
                     }
                 }
                 Ok(sig) => {
@@ -275,7 +310,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Signals arrive on a channel so the control loop can wait on them and on shard events.
 fn spawn_signal_thread() -> Result<Receiver<i32>, ServeError> {
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
         .map_err(ServeError::Signals)?;
     let (tx, rx) = crossbeam_channel::unbounded();
     std::thread::Builder::new()

@@ -67,7 +67,8 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> i32 {
              {exe} --config {cfg} keys list\n  \
              {exe} --config {cfg} keys create --tenant you --plan pro\n  \
              {exe} --config {cfg} snapshot build && {exe} --config {cfg} reload\n  \
-             curl -s http://{1}/metrics | grep keyway_requests_total\n\n\
+             curl -s http://{1}/metrics | grep keyway_requests_total\n  \
+             tail -f {audit}                # one JSON line per request\n\n\
              Ctrl-C stops it.",
             b.listen,
             b.admin,
@@ -77,6 +78,7 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> i32 {
             revoked = demo.revoked,
             exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "keyway".into()),
             cfg = config_path.display(),
+            audit = dir.path().join("audit.jsonl").display(),
         );
         let _ = out.flush();
     });
@@ -159,6 +161,9 @@ listen = "{listen}"
 admin_listen = "{admin}"
 shards = 1
 state_dir = "{state}"
+
+[audit]
+path = "audit.jsonl"
 
 [upstreams.demo]
 servers = ["{upstream}"]

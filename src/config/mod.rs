@@ -34,6 +34,7 @@ pub struct Config {
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub ratelimit: RateLimit,
+    pub audit: Audit,
     /// Sorted by name; [`Config::upstream_index`] finds one.
     pub upstreams: Vec<Upstream>,
     /// In file order.
@@ -199,6 +200,14 @@ pub struct RateLimit {
     pub headers: RateLimitHeaders,
 }
 
+/// `[audit]`: the JSON-lines audit log (docs/operations.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Audit {
+    /// One line per finished request is appended here; `None` (the default): no audit log.
+    /// A relative path is taken under `state_dir`.
+    pub path: Option<PathBuf>,
+}
+
 /// Which rate-limit response headers to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateLimitHeaders {
@@ -242,6 +251,7 @@ impl Default for Config {
             limits: Limits::default(),
             timeouts: Timeouts::default(),
             ratelimit: RateLimit::default(),
+            audit: Audit::default(),
             upstreams: Vec::new(),
             routes: Vec::new(),
         }

@@ -26,6 +26,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub ratelimit: RawRateLimit,
     #[serde(default)]
+    pub audit: RawAudit,
+    #[serde(default)]
     pub upstreams: BTreeMap<Spanned<String>, RawUpstream>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
@@ -75,6 +77,12 @@ pub struct RawRateLimit {
     pub sync_interval: Opt<Quantity>,
     pub max_wait: Opt<Quantity>,
     pub headers: Opt<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    pub path: Opt<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -239,6 +239,16 @@ fn relative_paths() {
     let base = Path::new("/opt/kw/conf");
     let c = Config::parse("[server]\nstate_dir = \"../state\"\n", "k.toml", base).unwrap();
     assert_eq!(c.server.state_dir, PathBuf::from("/opt/kw/conf/../state"));
+    assert_eq!(c.audit.path, None, "no audit log unless asked for");
+    let text = "[server]\nstate_dir = \"/s\"\n[audit]\npath = \"audit.jsonl\"\n";
+    let a = Config::parse(text, "k.toml", base).unwrap();
+    assert_eq!(a.audit.path, Some(PathBuf::from("/s/audit.jsonl")));
+    let text = "[audit]\npath = \"/var/log/keyway/audit.jsonl\"\n";
+    let a = Config::parse(text, "k.toml", base).unwrap();
+    assert_eq!(
+        a.audit.path,
+        Some(PathBuf::from("/var/log/keyway/audit.jsonl"))
+    );
     assert_eq!(
         c.keys.snapshot,
         PathBuf::from("/opt/kw/conf/../state/keys.snap")
@@ -304,6 +314,8 @@ fn ratelimit_section() {
     let e = parse("[ratelimit]\nheaders = \"nope\"\n").unwrap_err();
     assert_eq!(e.line(), Some(2), "{e}");
     let e = parse("[ratelimit]\nsync_interval = \"5s\"\n").unwrap_err();
+    assert_eq!(e.line(), Some(2), "{e}");
+    let e = parse("[audit]\npath = \"\"\n").unwrap_err();
     assert_eq!(e.line(), Some(2), "{e}");
     let e = parse("[ratelimit]\n\nmax_wait = \"1min\"\n").unwrap_err();
     assert_eq!(e.line(), Some(3), "{e}");

@@ -9,7 +9,7 @@ fn unknown_fields() {
     );
     assert_eq!(
         err("[sever]\n"),
-        "keyway.toml:1: unknown field `sever` at the top level; expected one of server, keys, identity, limits, timeouts, ratelimit, upstreams, routes"
+        "keyway.toml:1: unknown field `sever` at the top level; expected one of server, keys, identity, limits, timeouts, ratelimit, audit, upstreams, routes"
     );
     assert_err(
         "[keys]\nheadr = \"x\"\n",

@@ -12,7 +12,9 @@ use super::cidr::Cidr;
 use super::error::{line_of, ConfigError};
 use super::raw::{Opt, RawConfig, RawLimits, RawRateLimit, RawServer, RawTimeouts};
 use super::units::{duration_of, size_of, Quantity};
-use super::{identity, routing, Config, Limits, RateLimit, RateLimitHeaders, Server, Timeouts};
+use super::{
+    identity, routing, Audit, Config, Limits, RateLimit, RateLimitHeaders, Server, Timeouts,
+};
 
 /// Highest accepted `server.shards`.
 const MAX_SHARDS: usize = 1024;
@@ -81,6 +83,12 @@ pub fn validate(raw: RawConfig, cx: &Ctx, base_dir: &Path) -> Result<Config, Con
     let limits = limits(&raw.limits, cx)?;
     let timeouts = timeouts(&raw.timeouts, cx)?;
     let ratelimit = ratelimit(&raw.ratelimit, cx)?;
+    let audit = Audit {
+        path: match &raw.audit.path {
+            Some(v) => Some(server.state_dir.join(path_value(cx, "audit.path", v)?)),
+            None => None,
+        },
+    };
     let upstreams = routing::upstreams(&raw.upstreams, cx)?;
     let routes = routing::routes(&raw.routes, &upstreams, limits.max_body_bytes, cx)?;
     Ok(Config {
@@ -90,6 +98,7 @@ pub fn validate(raw: RawConfig, cx: &Ctx, base_dir: &Path) -> Result<Config, Con
         limits,
         timeouts,
         ratelimit,
+        audit,
         upstreams,
         routes,
     })

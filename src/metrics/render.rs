@@ -9,6 +9,7 @@ pub struct Gauges {
     pub snapshot_generation: u64,
     pub snapshot_keys: u64,
     pub snapshot_reload_failures: u64,
+    /// Audit lines the writer failed to write (the shards' queue drops are added to it).
     pub audit_dropped: u64,
 }
 
@@ -36,6 +37,7 @@ pub fn render(
                 let _ = acc.upstream_us.add(&m.upstream_us);
                 acc.connections_active += m.connections_active;
                 acc.limit_waits += m.limit_waits;
+                acc.audit_dropped += m.audit_dropped;
                 for (plan, n) in &m.ratelimited {
                     match acc.ratelimited.iter_mut().find(|(p, _)| p == plan) {
                         Some((_, total)) => *total += n,
@@ -161,11 +163,17 @@ pub fn render(
     );
     let _ = writeln!(
         out,
-        "# HELP {} Audit records dropped because the writer fell behind.",
+        "# HELP {} Audit records dropped (writer queue full, or the file could not be written).",
         names::AUDIT_DROPPED_TOTAL
     );
     let _ = writeln!(out, "# TYPE {} counter", names::AUDIT_DROPPED_TOTAL);
-    let _ = writeln!(out, "{} {}", names::AUDIT_DROPPED_TOTAL, g.audit_dropped);
+    let shard_drops = merged.as_ref().map_or(0, |m| m.audit_dropped);
+    let _ = writeln!(
+        out,
+        "{} {}",
+        names::AUDIT_DROPPED_TOTAL,
+        g.audit_dropped + shard_drops
+    );
     out
 }
 

@@ -88,6 +88,8 @@ pub struct ShardMetrics {
     pub ratelimited: Vec<(String, u64)>,
     /// Requests that waited at the margin for the cross-shard reserve (whatever the outcome).
     pub limit_waits: u64,
+    /// Audit lines dropped because the writer's queue was full.
+    pub audit_dropped: u64,
 }
 
 impl ShardMetrics {
@@ -103,6 +105,7 @@ impl ShardMetrics {
             connections_active: 0,
             ratelimited: Vec::new(),
             limit_waits: 0,
+            audit_dropped: 0,
         }
     }
 

@@ -77,6 +77,7 @@ pub(super) async fn forward(
         max_body,
     } = target;
     let pool = &ctx.pools[upstream];
+    conn.note.upstream = Some(upstream);
     let response_timeout = shared.config.upstreams[upstream]
         .response_timeout
         .unwrap_or(t.upstream_response);
@@ -151,7 +152,7 @@ pub(super) async fn forward(
     loop {
         let sent_at = Instant::now();
         match send_request(&mut lease.stream, conn, &req, t.body_idle).await {
-            Ok(_) => {}
+            Ok(sent) => conn.note.bytes_in = sent,
             Err(e) => {
                 let (problem, detail) = match e {
                     SendError::Upstream => {
@@ -243,9 +244,10 @@ pub(super) async fn forward(
             }
         }
     }
-    ctx.metrics
-        .borrow_mut()
-        .upstream_time(upstream_started.elapsed().as_micros() as u64);
+    let upstream_us = upstream_started.elapsed().as_micros() as u64;
+    ctx.metrics.borrow_mut().upstream_time(upstream_us);
+    conn.note.upstream_us = Some(upstream_us);
+    conn.note.status = conn.resp.status;
 
     // Relay the response.
     let resp = &conn.resp;
@@ -279,7 +281,8 @@ pub(super) async fn forward(
     )
     .await;
     match relayed {
-        Ok(_) => {
+        Ok(sent) => {
+            conn.note.bytes_out = sent;
             if reusable && conn.up.pending().is_empty() {
                 pool.checkin(lease, Instant::now());
             }

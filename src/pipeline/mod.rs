@@ -5,6 +5,7 @@
 //! and checked on their own). Each step either passes the request on or answers it with a
 //! [`Problem`]; only [`forward`] talks to an upstream.
 
+mod account;
 mod auth;
 pub mod client;
 mod forward;
@@ -22,7 +23,9 @@ use crate::metrics::Outcome;
 use crate::policy::route::check_path;
 use crate::policy::{client_ip_lines, decide, Denial};
 use crate::ratelimit::{key_handle, write_headers, Admission, CreditSpec};
+use crate::reload::unix_ms;
 use crate::shard::ShardCtx;
+use account::Note;
 use client::ReadBuf;
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
@@ -53,6 +56,8 @@ pub struct Conn {
     /// The target to forward when it differs from the client's (key removed from the
     /// query); empty = forward the client's target.
     pub target: Vec<u8>,
+    /// This request's audit facts (kept only when the audit log is on).
+    pub note: account::Note,
 }
 
 /// A request id: the client's if it sent a sane one, else ours.
@@ -123,6 +128,10 @@ pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
         answer_lines: Vec::with_capacity(256),
         identity_lines: Vec::with_capacity(256),
         target: Vec::new(),
+        note: account::Note {
+            on: ctx.audit.is_some(),
+            ..Default::default()
+        },
     };
     let mut first = true;
     loop {
@@ -133,16 +142,20 @@ pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
         conn.answer_lines.clear();
         conn.identity_lines.clear();
         conn.target.clear();
+        if conn.note.on {
+            conn.note.clear();
+            conn.note.client_ip = conn.peer_ip;
+        }
         match read_head(&ctx, &mut conn, first).await {
             HeadRead::Closed => break,
             HeadRead::Refused(e) => {
                 let started = Instant::now();
-                let _ = refuse(&ctx, &mut conn, e.problem, e.detail, None, false).await;
-                ctx.metrics.borrow_mut().request(
-                    None,
-                    Outcome::Refused(e.problem),
-                    started.elapsed().as_micros() as u64,
-                );
+                let done = refuse(&ctx, &mut conn, e.problem, e.detail, None, false).await;
+                let us = started.elapsed().as_micros() as u64;
+                ctx.metrics
+                    .borrow_mut()
+                    .request(None, Outcome::Refused(e.problem), us);
+                account::audit(&ctx, &conn.note, &done, unix_ms(), us);
                 break;
             }
             HeadRead::Ready => {}
@@ -151,11 +164,13 @@ pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
         ctx.in_flight.set(ctx.in_flight.get() + 1);
         let done = handle(&ctx, &mut conn).await;
         ctx.in_flight.set(ctx.in_flight.get() - 1);
-        ctx.metrics.borrow_mut().request(
-            done.route,
-            done.outcome,
-            started.elapsed().as_micros() as u64,
-        );
+        let us = started.elapsed().as_micros() as u64;
+        ctx.metrics
+            .borrow_mut()
+            .request(done.route, done.outcome, us);
+        if conn.note.on {
+            account::audit(&ctx, &conn.note, &done, unix_ms(), us);
+        }
         if !done.keep_alive {
             break;
         }
@@ -226,6 +241,12 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
     let buf = conn.rb.pending();
     let head = &conn.head;
     let rid = RequestId::for_request(ctx, head.x_request_id.map(|s| s.get(buf)));
+    let note = &mut conn.note;
+    if note.on {
+        Note::set(true, &mut note.request_id, rid.as_bytes());
+        Note::set(true, &mut note.method, head.method_span.get(buf));
+        Note::set(true, &mut note.path, head.path.get(buf));
+    }
 
     // Route.
     let path = head.path.get(buf);
@@ -330,6 +351,10 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
     };
     let key = caller.key;
     let plan = key.plan();
+    let note = &mut conn.note;
+    Note::set(note.on, &mut note.key_id, key.id().as_bytes());
+    Note::set(note.on, &mut note.tenant, key.tenant().as_bytes());
+    Note::set(note.on, &mut note.plan, plan.name().as_bytes());
 
     // Policy: client address, scopes, body size, upstream — one pure decision.
     let key_policy = keys.policy.for_key(key);
@@ -345,6 +370,9 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
             .map(|h| h.value.get(buf));
         client_ip_lines(peer, xff.collect::<SmallLines>(), &shared.trusted_proxies)
     });
+    if conn.note.on {
+        conn.note.client_ip = client;
+    }
     let declared = match head.framing {
         Framing::Length(n) => Some(n),
         _ => None,

@@ -1,6 +1,7 @@
 //! What a shard holds: the gateway-wide immutable [`Shared`] state and its own
 //! [`ShardCtx`] (pools, counters, flags), which only its thread ever touches.
 
+use crate::audit::{Batch, ShardAudit};
 use crate::config::Cidr;
 use crate::config::Config;
 use crate::config::RateLimitHeaders;
@@ -10,8 +11,10 @@ use crate::policy::{RoutePolicy, RouteTable, UpstreamMap};
 use crate::ratelimit::{HeaderMode, Limiter, LimiterConfig};
 use crate::reload::KeyTable;
 use crate::upstream::Pool;
+use crossbeam_channel::Sender;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 /// Built once from the configuration; read by every shard.
@@ -33,6 +36,8 @@ pub struct Shared {
     pub route_policies: Vec<RoutePolicy>,
     /// `[server] trusted_proxies`, parsed.
     pub trusted_proxies: Vec<Cidr>,
+    /// Audit lines the writer thread failed to write (not touched by the request path).
+    pub audit_failed: Arc<AtomicU64>,
 }
 
 impl Shared {
@@ -103,6 +108,7 @@ impl Shared {
             has_keyed_routes,
             route_policies,
             trusted_proxies,
+            audit_failed: Arc::default(),
             config,
         }
     }
@@ -161,10 +167,17 @@ pub struct ShardCtx {
     /// `[ratelimit] max_wait` in ms, and how many requests wait at the margin now.
     pub limit_max_wait_ms: i64,
     pub limit_waiting: Cell<usize>,
+    /// This shard's audit batch, when `[audit] path` is set.
+    pub audit: Option<ShardAudit>,
 }
 
 impl ShardCtx {
-    pub fn new(id: usize, shared: Arc<Shared>, keys: Option<Arc<KeyTable>>) -> ShardCtx {
+    pub fn new(
+        id: usize,
+        shared: Arc<Shared>,
+        keys: Option<Arc<KeyTable>>,
+        audit: Option<Sender<Batch>>,
+    ) -> ShardCtx {
         let c = &shared.config;
         let pools = c
             .upstreams
@@ -206,6 +219,7 @@ impl ShardCtx {
             ratelimit_headers,
             limit_max_wait_ms: c.ratelimit.max_wait.as_millis() as i64,
             limit_waiting: Cell::new(0),
+            audit: audit.map(ShardAudit::new),
             shared,
         }
     }

@@ -86,6 +86,8 @@ pub struct ShardStart {
     pub control: Receiver<Control>,
     pub events: Sender<ShardEvent>,
     pub mesh: Mesh,
+    /// Where audit batches go, when `[audit] path` is set.
+    pub audit: Option<Sender<crate::audit::Batch>>,
 }
 
 /// Starts a shard on its own thread, pinned to its CPU when given.
@@ -115,9 +117,10 @@ async fn run(shared: Arc<Shared>, start: ShardStart) {
         control,
         events,
         mesh,
+        audit,
         ..
     } = start;
-    let ctx = Rc::new(ShardCtx::new(id, shared, keys));
+    let ctx = Rc::new(ShardCtx::new(id, shared, keys, audit));
     if let Some(bytes) = rate_state {
         let report = ctx.limiter.borrow_mut().restore_state(&bytes, unix_ms());
         if id == 0 && !report.is_clean() {
@@ -147,6 +150,7 @@ async fn run(shared: Arc<Shared>, start: ShardStart) {
                 Control::Drain => break 'control,
             }
         }
+        flush_audit(&ctx);
         if published.elapsed() >= PUBLISH_EVERY {
             ctx.shared.published.publish(id, &ctx.metrics.borrow());
             published = Instant::now();
@@ -163,6 +167,7 @@ async fn run(shared: Arc<Shared>, start: ShardStart) {
     for pool in &ctx.pools {
         pool.clear();
     }
+    flush_audit(&ctx);
     ctx.shared.published.publish(id, &ctx.metrics.borrow());
     if id == 0 {
         let mut state = Vec::new();
@@ -170,6 +175,16 @@ async fn run(shared: Arc<Shared>, start: ShardStart) {
         let _ = events.send(ShardEvent::RateState(state));
     }
     let _ = events.send(ShardEvent::Exited(id));
+}
+
+/// Hands this shard's audit lines to the writer; counts what the full queue refused.
+fn flush_audit(ctx: &ShardCtx) {
+    if let Some(audit) = &ctx.audit {
+        let dropped = audit.flush();
+        if dropped > 0 {
+            ctx.metrics.borrow_mut().audit_dropped += dropped;
+        }
+    }
 }
 
 async fn accept_loop(ctx: Rc<ShardCtx>, listener: TcpListener) {
