@@ -35,7 +35,8 @@ pub struct Record<'a> {
     pub client_ip: Option<IpAddr>,
 }
 
-/// Appends `r` as one JSON object and a `\n`.
+/// Appends `r` as one JSON object and a `\n`. Integers and IPv4 addresses are written by
+/// hand (itoa) rather than through `core::fmt`: this runs once per request.
 pub fn write_line(r: &Record<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"ts\":\"");
     write_ts(r.ts_ms, out);
@@ -49,26 +50,41 @@ pub fn write_line(r: &Record<'_>, out: &mut Vec<u8>) {
     field_str(out, "path", path);
     field_str(out, "route", r.route);
     field_str(out, "upstream", r.upstream);
-    let _ = write!(out, ",\"status\":{}", r.status);
+    field_num(out, "status", u64::from(r.status));
     field_str(out, "outcome", r.outcome.as_bytes());
-    let _ = write!(
-        out,
-        ",\"bytes_in\":{},\"bytes_out\":{},\"duration_us\":{}",
-        r.bytes_in, r.bytes_out, r.duration_us
-    );
+    field_num(out, "bytes_in", r.bytes_in);
+    field_num(out, "bytes_out", r.bytes_out);
+    field_num(out, "duration_us", r.duration_us);
     match r.upstream_us {
-        Some(us) => {
-            let _ = write!(out, ",\"upstream_us\":{us}");
-        }
+        Some(us) => field_num(out, "upstream_us", us),
         None => out.extend_from_slice(b",\"upstream_us\":null"),
     }
     match r.client_ip {
+        Some(IpAddr::V4(ip)) => {
+            out.extend_from_slice(b",\"client_ip\":\"");
+            let mut n = itoa::Buffer::new();
+            for (i, octet) in ip.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(n.format(octet).as_bytes());
+            }
+            out.push(b'"');
+        }
         Some(ip) => {
             let _ = write!(out, ",\"client_ip\":\"{ip}\"");
         }
         None => out.extend_from_slice(b",\"client_ip\":null"),
     }
     out.extend_from_slice(b"}\n");
+}
+
+/// `,"name":N`.
+fn field_num(out: &mut Vec<u8>, name: &str, n: u64) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// `,"name":"value"` with JSON escaping, or `,"name":null` for an empty value.
@@ -89,6 +105,14 @@ fn field_str(out: &mut Vec<u8>, name: &str, value: &[u8]) {
 /// path or method) are written as `\u00XX`, so every line is valid UTF-8 whatever the input.
 fn escape(value: &[u8], out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    // The usual case (ids, names, paths): nothing to escape, one copy.
+    if value
+        .iter()
+        .all(|&b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.extend_from_slice(value);
+        return;
+    }
     for &b in value {
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
@@ -111,14 +135,35 @@ fn write_ts(ms: i64, out: &mut Vec<u8>) {
     let days = ms.div_euclid(86_400_000);
     let in_day = ms.rem_euclid(86_400_000);
     let (y, m, d) = civil_from_days(days);
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000
-    );
+    if (0..=9999).contains(&y) {
+        let y = y as u32;
+        digits(out, y / 100, 2);
+        digits(out, y % 100, 2);
+    } else {
+        // Far outside any real clock: still well-formed JSON.
+        let _ = write!(out, "{y}");
+    }
+    let in_day = in_day as u32;
+    let parts = [
+        (b'-', m as u32, 2),
+        (b'-', d as u32, 2),
+        (b'T', in_day / 3_600_000, 2),
+        (b':', in_day / 60_000 % 60, 2),
+        (b':', in_day / 1000 % 60, 2),
+        (b'.', in_day % 1000, 3),
+    ];
+    for (sep, v, width) in parts {
+        out.push(sep);
+        digits(out, v, width);
+    }
+    out.push(b'Z');
+}
+
+/// `v` in exactly `width` decimal digits (`v < 10^width`).
+fn digits(out: &mut Vec<u8>, v: u32, width: u32) {
+    for i in (0..width).rev() {
+        out.push(b'0' + (v / 10u32.pow(i) % 10) as u8);
+    }
 }
 
 #[cfg(test)]
