@@ -1,5 +1,5 @@
-//! Scopes: `METHOD PATH` patterns compiled once into a flat token list, matched per request
-//! with byte compares and `memchr` only — no regex, no allocation.
+//! Scopes: `METHOD PATH` patterns compiled once into literal runs (held as words) and
+//! wildcards, matched per request with word compares only — no regex, no allocation.
 //!
 //! Grammar (the same as `store::validate::scope`): `METHOD` is an upper-case token or `*`;
 //! `PATH` starts with `/`, its segments are literal, `*` (exactly one non-empty segment) or,
@@ -8,22 +8,72 @@
 
 use std::fmt;
 
-/// One compiled step of a path pattern.
+/// A compiled path pattern is a list of parts, then its end ([`Scope::rest`]). Each `*`
+/// segment follows a literal ending in `/` (consecutive literal segments are one literal), so
+/// a pattern is always literal, `*`, literal, `*`, ... and a part is a literal and whether a
+/// `*` follows it. Matching walks the parts with plain branches, no per-token dispatch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Tok {
-    /// These bytes of `ScopeSet::bytes` must come next.
-    Lit { off: u32, len: u32 },
-    /// One non-empty segment (no `/`).
-    Star,
-    /// The rest of the path, which is empty or starts with `/`. Always last.
-    Rest,
-    /// The path must end here. Always last.
-    End,
+struct Part {
+    lit: Lit,
+    /// One non-empty segment (no `/`) follows the literal.
+    star: bool,
+}
+
+/// Up to 16 bytes of a literal run of a pattern (segments with their `/`s), held as words so
+/// that matching loads only the path. A longer run is split into several parts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lit {
+    /// 1 to 8 bytes: `w` is their `word`, `mask` covers their length.
+    Short { w: u64, mask: u64, len: u32 },
+    /// 9 to 16 bytes: the `word`s of the first 8 and of the last 8 (they overlap; together
+    /// they are all of it).
+    Mid { first: u64, last: u64, len: u32 },
+}
+
+impl Lit {
+    /// `lit`: 1 to 16 bytes.
+    fn new(lit: &[u8]) -> Lit {
+        let len = lit.len() as u32;
+        match (lit.first_chunk::<8>(), lit.last_chunk::<8>()) {
+            (Some(a), Some(z)) if lit.len() > 8 => Lit::Mid {
+                first: u64::from_le_bytes(*a),
+                last: u64::from_le_bytes(*z),
+                len,
+            },
+            _ => Lit::Short {
+                w: word(lit),
+                mask: low_bytes(lit.len()),
+                len,
+            },
+        }
+    }
+
+    /// `b` without its first bytes if they are this literal: one or two word loads from `b`.
+    #[inline]
+    fn strip(self, b: &[u8]) -> Option<&[u8]> {
+        match self {
+            Lit::Short { w, mask, len } => {
+                let (head, tail) = b.split_at_checked(len as usize)?;
+                let got = match b.first_chunk::<8>() {
+                    // 8 or more bytes left (the usual case): one load, masked to the literal
+                    Some(c) => u64::from_le_bytes(*c) & mask,
+                    None => word(head),
+                };
+                (got == w).then_some(tail)
+            }
+            Lit::Mid { first, last, len } => {
+                let (head, tail) = b.split_at_checked(len as usize)?;
+                let (a, z) = (head.first_chunk::<8>()?, head.last_chunk::<8>()?);
+                (u64::from_le_bytes(*a) == first && u64::from_le_bytes(*z) == last).then_some(tail)
+            }
+        }
+    }
 }
 
 /// Method `ANY` or `bytes[off..off + len]` (its first 8 bytes also packed in `method`);
-/// tokens `toks[tok..tok + ntok]`. `head`/`head_mask`: the path's first up-to-8 literal
-/// bytes, for a one-compare reject of most non-matching scopes.
+/// path pattern `parts[part..part + nparts]`, then the end: `rest` for a final `**` (the path
+/// may go on after a `/`), else the path must end. `head`/`head_mask`: the path's first
+/// up-to-8 literal bytes, for a one-compare reject of most non-matching scopes.
 #[derive(Clone, Copy, Debug)]
 struct Scope {
     method: u64,
@@ -31,8 +81,9 @@ struct Scope {
     head_mask: u64,
     method_off: u32,
     method_len: u32,
-    tok: u32,
-    ntok: u32,
+    part: u32,
+    nparts: u32,
+    rest: bool,
 }
 
 /// The first up-to-8 bytes of `b`, zero-padded, as one word.
@@ -59,38 +110,51 @@ pub(crate) fn word(b: &[u8]) -> u64 {
     }
 }
 
-/// Bytes before the first `/` (or all): 8 at a time (SWAR zero-byte test; its lowest hit is
-/// exact), cheaper than `memchr`'s dispatch for segment-sized input.
+/// Where the first `/` is among the bytes packed in `x` (SWAR zero-byte test on `x ^ '/'`:
+/// its lowest hit is exact, higher ones may be false). Zero padding never hits.
 #[inline]
-fn segment_len(b: &[u8]) -> usize {
+fn slash_in(x: u64) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
-    let mut i = 0;
-    while let Some(chunk) = b.get(i..).and_then(|r| r.first_chunk::<8>()) {
-        let x = u64::from_le_bytes(*chunk) ^ (ONES * u64::from(b'/'));
-        let hit = x.wrapping_sub(ONES) & !x & (ONES << 7);
-        if hit != 0 {
-            return i + (hit.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    let tail = b.get(i..).unwrap_or(&[]);
-    i + tail.iter().position(|&x| x == b'/').unwrap_or(tail.len())
+    let x = x ^ (ONES * u64::from(b'/'));
+    let hit = x.wrapping_sub(ONES) & !x & (ONES << 7);
+    (hit != 0).then_some((hit.trailing_zeros() / 8) as usize)
 }
 
-/// `a == b`, without a `bcmp` call up to 16 bytes (two overlapping word loads).
+/// `b` from its first `/` on (or empty), if that skips a non-empty segment.
 #[inline]
-fn eq_short(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
+fn skip_segment(b: &[u8]) -> Option<&[u8]> {
+    match segment_len(b) {
+        0 => None,
+        n => b.get(n..),
     }
-    if (8..=16).contains(&n) {
-        return word(a) == word(b) && word(&a[n - 8..]) == word(&b[n - 8..]);
+}
+
+/// Bytes before the first `/` (or all): 8 at a time, cheaper than `memchr`'s dispatch for
+/// segment-sized input.
+#[inline]
+fn segment_len(b: &[u8]) -> usize {
+    let (chunks, tail) = b.as_chunks::<8>();
+    for (k, c) in chunks.iter().enumerate() {
+        if let Some(i) = slash_in(u64::from_le_bytes(*c)) {
+            return 8 * k + i;
+        }
     }
-    if n < 8 {
-        return word(a) == word(b);
+    if tail.is_empty() {
+        return b.len();
     }
-    a == b
+    // The 1 to 7 bytes left: when at least 8 were scanned, one load of the last 8 bytes (the
+    // ones overlapping the scan hold no `/`, so a hit is in the tail); else `word`.
+    let (at, x) = match b.last_chunk::<8>() {
+        Some(c) => (b.len() - 8, u64::from_le_bytes(*c)),
+        None => (0, word(b)),
+    };
+    slash_in(x).map_or(b.len(), |i| at + i)
+}
+
+/// The low `n` bytes of a word set (`n` in 0..=8).
+fn low_bytes(n: usize) -> u64 {
+    // n = 0 would shift by 64: `checked_shr` makes that 0 instead of overflowing
+    u64::MAX.checked_shr(8 * (8 - n.min(8)) as u32).unwrap_or(0)
 }
 
 const ANY: u32 = u32::MAX;
@@ -100,13 +164,16 @@ const ANY: u32 = u32::MAX;
 #[derive(Clone, Debug, Default)]
 pub struct ScopeSet {
     scopes: Vec<Scope>,
-    toks: Vec<Tok>,
+    parts: Vec<Part>,
     bytes: Vec<u8>,
-    /// With at most 64 scopes: per distinct method of up to 8 bytes, (packed name, length,
-    /// bit set of its scopes); requests try only the scopes of their method.
+    /// The method index, with at most 64 scopes: a request tries the scopes of its own
+    /// method and those with method `*`, and compares no method again. Per distinct method
+    /// of up to 8 bytes: (packed name, length, bit set of its scopes).
     methods: Vec<(u64, usize, u64)>,
-    /// Scopes with method `*` or a method longer than 8 bytes: always tried.
-    always: u64,
+    /// The same for longer methods: (offset and length in `bytes`, bit set).
+    long_methods: Vec<(u32, u32, u64)>,
+    /// Scopes with method `*`.
+    any: u64,
 }
 
 /// A pattern that is not `METHOD PATH`: one line naming it and what is wrong.
@@ -133,10 +200,11 @@ impl ScopeSet {
     pub const fn empty() -> ScopeSet {
         ScopeSet {
             scopes: Vec::new(),
-            toks: Vec::new(),
+            parts: Vec::new(),
             bytes: Vec::new(),
             methods: Vec::new(),
-            always: 0,
+            long_methods: Vec::new(),
+            any: 0,
         }
     }
 
@@ -151,7 +219,13 @@ impl ScopeSet {
                 why,
             })?;
         }
-        set.index_methods();
+        set.index();
+        // A set lives as long as its snapshot, possibly one per key: no spare capacity.
+        set.scopes.shrink_to_fit();
+        set.parts.shrink_to_fit();
+        set.bytes.shrink_to_fit();
+        set.methods.shrink_to_fit();
+        set.long_methods.shrink_to_fit();
         Ok(set)
     }
 
@@ -165,39 +239,52 @@ impl ScopeSet {
 
     /// True when some scope allows `method` on `path` (no query; dot-segments already refused).
     /// A path not starting with `/` (e.g. `*`) matches nothing.
+    #[inline]
     pub fn allows(&self, method: &[u8], path: &[u8]) -> bool {
         if path.first() != Some(&b'/') {
             return false;
         }
-        let (m, p) = (word(method), word(path));
-        if self.scopes.len() <= 64 {
-            let mut bits = self.always;
-            if let Some(&(_, _, b)) = self
-                .methods
-                .iter()
-                .find(|&&(w, n, _)| w == m && n == method.len())
-            {
-                bits |= b;
-            }
-            while bits != 0 {
-                let i = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                if let Some(s) = self.scopes.get(i) {
-                    // a bit from `methods` means the method is equal; `always` holds `*`
-                    // and long methods, compared in full
-                    if p & s.head_mask == s.head
-                        && (s.method_len <= 8
-                            || s.method_len == ANY
-                            || s.method_len as usize == method.len()
-                                && self.slice(s.method_off, s.method_len) == method)
-                        && self.path_matches(s, path)
-                    {
-                        return true;
-                    }
+        if self.scopes.len() > 64 {
+            return self.allows_unindexed(method, path);
+        }
+        let p = word(path);
+        let mut bits = self.any | self.method_bits(method);
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if let Some(s) = self.scopes.get(i) {
+                if p & s.head_mask == s.head && self.path_matches(s, path) {
+                    return true;
                 }
             }
-            return false;
         }
+        false
+    }
+
+    /// The scopes whose method is exactly `method` (not `*`), from the method index.
+    #[inline]
+    fn method_bits(&self, method: &[u8]) -> u64 {
+        if method.len() > 8 {
+            return self.long_method_bits(method);
+        }
+        let m = word(method);
+        self.methods
+            .iter()
+            .find(|&&(w, n, _)| w == m && n == method.len())
+            .map_or(0, |e| e.2)
+    }
+
+    fn long_method_bits(&self, method: &[u8]) -> u64 {
+        self.long_methods
+            .iter()
+            .find(|&&(off, len, _)| self.slice(off, len) == method)
+            .map_or(0, |e| e.2)
+    }
+
+    /// [`ScopeSet::allows`] for sets over 64 scopes (no method index): every scope is tried.
+    /// Kept apart so that the indexed loop above stays small enough to inline.
+    fn allows_unindexed(&self, method: &[u8], path: &[u8]) -> bool {
+        let (m, p) = (word(method), word(path));
         self.scopes.iter().any(|s| {
             p & s.head_mask == s.head
                 && (s.method_len == ANY
@@ -208,25 +295,35 @@ impl ScopeSet {
         })
     }
 
-    /// Builds `methods` and `always` (left empty beyond 64 scopes: then all are tried).
-    fn index_methods(&mut self) {
+    /// Builds the method index (left empty beyond 64 scopes: then all are tried).
+    fn index(&mut self) {
         if self.scopes.len() > 64 {
             return;
         }
         for (i, s) in self.scopes.iter().enumerate() {
             let bit = 1u64 << i;
-            if s.method_len == ANY || s.method_len > 8 {
-                self.always |= bit;
-                continue;
-            }
-            let n = s.method_len as usize;
-            match self
-                .methods
-                .iter_mut()
-                .find(|e| e.0 == s.method && e.1 == n)
-            {
-                Some(e) => e.2 |= bit,
-                None => self.methods.push((s.method, n, bit)),
+            if s.method_len == ANY {
+                self.any |= bit;
+            } else if s.method_len > 8 {
+                let name = self.slice(s.method_off, s.method_len);
+                match self
+                    .long_methods
+                    .iter()
+                    .position(|&(off, len, _)| self.slice(off, len) == name)
+                {
+                    Some(at) => self.long_methods[at].2 |= bit,
+                    None => self.long_methods.push((s.method_off, s.method_len, bit)),
+                }
+            } else {
+                let n = s.method_len as usize;
+                match self
+                    .methods
+                    .iter_mut()
+                    .find(|e| e.0 == s.method && e.1 == n)
+                {
+                    Some(e) => e.2 |= bit,
+                    None => self.methods.push((s.method, n, bit)),
+                }
             }
         }
     }
@@ -238,33 +335,35 @@ impl ScopeSet {
             .unwrap_or(&[])
     }
 
+    // Always inlined: it is the body of the candidate loop in `allows`, and as a call it
+    // costs a register save/restore and argument set-up as large as a short match.
+    #[inline(always)]
     fn path_matches(&self, s: &Scope, path: &[u8]) -> bool {
-        let start = s.tok as usize;
-        let Some(toks) = self.toks.get(start..start.saturating_add(s.ntok as usize)) else {
+        let start = s.part as usize;
+        let Some(parts) = self
+            .parts
+            .get(start..start.saturating_add(s.nparts as usize))
+        else {
             return false;
         };
         let mut rest = path;
-        for t in toks {
-            match *t {
-                Tok::Lit { off, len } => {
-                    let lit = self.slice(off, len);
-                    match rest.split_at_checked(lit.len()) {
-                        Some((head, tail)) if eq_short(head, lit) => rest = tail,
-                        _ => return false,
-                    }
+        for part in parts {
+            match part.lit.strip(rest) {
+                Some(tail) => rest = tail,
+                None => return false,
+            }
+            if part.star {
+                match skip_segment(rest) {
+                    Some(tail) => rest = tail,
+                    None => return false,
                 }
-                Tok::Star => {
-                    let n = segment_len(rest);
-                    if n == 0 {
-                        return false;
-                    }
-                    rest = &rest[n..];
-                }
-                Tok::Rest => return rest.is_empty() || rest[0] == b'/',
-                Tok::End => return rest.is_empty(),
             }
         }
-        false
+        if s.rest {
+            rest.first().is_none_or(|&b| b == b'/')
+        } else {
+            rest.is_empty()
+        }
     }
 
     fn add(&mut self, pattern: &str) -> Result<(), &'static str> {
@@ -283,22 +382,22 @@ impl ScopeSet {
         let body = path
             .strip_prefix('/')
             .ok_or("the path must start with '/'")?;
-        let tok = u32::try_from(self.toks.len()).map_err(|_| "too many scopes")?;
+        let part = u32::try_from(self.parts.len()).map_err(|_| "too many scopes")?;
         let mut lit: Vec<u8> = Vec::with_capacity(path.len());
         let mut segments = body.split('/').peekable();
-        let mut end = Tok::End;
+        let mut rest = false;
         while let Some(seg) = segments.next() {
             let last = segments.peek().is_none();
             match seg {
                 "**" if last => {
-                    end = Tok::Rest;
+                    rest = true;
                     break;
                 }
                 "**" => return Err("'**' may only be the last segment"),
                 "*" => {
                     lit.push(b'/');
-                    self.push_lit(&mut lit)?;
-                    self.toks.push(Tok::Star);
+                    self.push_parts(&lit, true);
+                    lit.clear();
                 }
                 "" if !last => return Err("empty path segment"),
                 s if s.contains('*') => return Err("'*' must be a whole segment"),
@@ -314,16 +413,12 @@ impl ScopeSet {
                 }
             }
         }
-        self.push_lit(&mut lit)?;
-        self.toks.push(end);
-        let ntok = u32::try_from(self.toks.len()).map_err(|_| "too many scopes")? - tok;
-        let (head, head_mask) = match self.toks.get(tok as usize) {
-            Some(&Tok::Lit { off, len }) => {
-                let lit = self.slice(off, len);
-                let n = lit.len().min(8);
-                (word(lit), word(&[0xff; 8][..n]))
-            }
-            _ => (0, 0),
+        self.push_parts(&lit, false);
+        let nparts = u32::try_from(self.parts.len()).map_err(|_| "too many scopes")? - part;
+        let (head, head_mask) = match self.parts.get(part as usize).map(|p| p.lit) {
+            Some(Lit::Short { w, mask, .. }) => (w, mask),
+            Some(Lit::Mid { first, .. }) => (first, u64::MAX),
+            None => (0, 0),
         };
         self.scopes.push(Scope {
             method: word(method.as_bytes()),
@@ -331,8 +426,9 @@ impl ScopeSet {
             head_mask,
             method_off,
             method_len,
-            tok,
-            ntok,
+            part,
+            nparts,
+            rest,
         });
         Ok(())
     }
@@ -344,14 +440,17 @@ impl ScopeSet {
         Ok((off, len))
     }
 
-    /// Emits the pending literal (if any) as a token and clears it.
-    fn push_lit(&mut self, lit: &mut Vec<u8>) -> Result<(), &'static str> {
-        if !lit.is_empty() {
-            let (off, len) = self.push_bytes(lit)?;
-            self.toks.push(Tok::Lit { off, len });
-            lit.clear();
+    /// Appends the literal run `lit` (if any) as parts of up to 16 bytes, the last one
+    /// followed by a `*` if `star`.
+    fn push_parts(&mut self, lit: &[u8], star: bool) {
+        let mut chunks = lit.chunks(16).peekable();
+        while let Some(chunk) = chunks.next() {
+            let star = star && chunks.peek().is_none();
+            self.parts.push(Part {
+                lit: Lit::new(chunk),
+                star,
+            });
         }
-        Ok(())
     }
 }
 
@@ -429,17 +528,47 @@ mod tests {
         }
         for n in 0..40 {
             let a: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
-            assert!(eq_short(&a, &a));
             assert_eq!(word(&a), word(&a.clone()));
-            for i in 0..n {
+            for i in 0..n.min(8) {
                 let mut b = a.clone();
                 b[i] ^= 1;
-                assert!(!eq_short(&a, &b), "{n} {i}");
-                if i < 8 {
-                    assert_ne!(word(&a), word(&b), "{n} {i}");
+                assert_ne!(word(&a), word(&b), "{n} {i}");
+            }
+        }
+        // a `/` at every position of every length up to 20 (whole words, the tail)
+        for n in 0..20 {
+            for at in 0..=n {
+                let mut b = vec![b'x'; n];
+                if at < n {
+                    b[at] = b'/';
+                }
+                assert_eq!(segment_len(&b), at, "{n} {at}");
+            }
+        }
+        // a compiled literal against paths that end inside it, right after it and well past
+        // it (the one-load and the short-tail branches), and every one-byte change
+        for n in 1..=16 {
+            let lit: Vec<u8> = (0..n).map(|i| b'a' + i as u8).collect();
+            let compiled = Lit::new(&lit);
+            assert_eq!(matches!(compiled, Lit::Mid { .. }), n > 8, "{n}");
+            // the length of what is left after the literal, if it matched
+            let strip = |b: &[u8]| compiled.strip(b).map(<[u8]>::len);
+            for extra in 0..12 {
+                let mut path = lit.clone();
+                path.extend((0..extra).map(|i| b'0' + i as u8));
+                assert_eq!(strip(&path), Some(extra), "{n} +{extra}");
+                assert_eq!(strip(&path[..n - 1]), None, "{n}");
+                for i in 0..n {
+                    let mut b = path.clone();
+                    b[i] ^= 1;
+                    assert_eq!(strip(&b), None, "{n} +{extra} {i}");
                 }
             }
         }
+        assert_eq!(
+            (low_bytes(0), low_bytes(1), low_bytes(8)),
+            (0, 0xff, u64::MAX)
+        );
     }
 
     #[test]
