@@ -159,6 +159,9 @@ fn low_bytes(n: usize) -> u64 {
 
 const ANY: u32 = u32::MAX;
 
+/// Sets of more scopes than this get the path-byte index (`ScopeSet::by_byte`).
+const BY_BYTE_MIN: usize = 4;
+
 /// Compiled scopes: built once (at snapshot load, per plan and per distinct key scope list),
 /// matched per request without allocating. Empty means nothing is allowed.
 #[derive(Clone, Debug, Default)]
@@ -174,6 +177,16 @@ pub struct ScopeSet {
     long_methods: Vec<(u32, u32, u64)>,
     /// Scopes with method `*`.
     any: u64,
+    /// A second index, on one byte of the path: `by_byte[x & 15]` is the set of scopes that
+    /// may match a path whose byte at `pick` is `x` (0 past the path's end): those whose
+    /// first literal has a byte with the same low 4 bits there, and those whose first literal
+    /// ends before `pick` or is empty (they are in every entry). `pick` is chosen at compile
+    /// time to split the scopes best, so that most scopes of the method that start with
+    /// another path are dropped without comparing their head. Only for sets of more than
+    /// `BY_BYTE_MIN` scopes: with fewer, comparing every head costs about as much, and sets of
+    /// a key's own scopes (possibly one per key) stay small.
+    by_byte: Option<Box<[u64; 16]>>,
+    pick: u32,
 }
 
 /// A pattern that is not `METHOD PATH`: one line naming it and what is wrong.
@@ -205,6 +218,8 @@ impl ScopeSet {
             methods: Vec::new(),
             long_methods: Vec::new(),
             any: 0,
+            by_byte: None,
+            pick: 0,
         }
     }
 
@@ -249,6 +264,9 @@ impl ScopeSet {
         }
         let p = word(path);
         let mut bits = self.any | self.method_bits(method);
+        if let Some(by_byte) = &self.by_byte {
+            bits &= by_byte[(p >> (8 * self.pick)) as usize & 15];
+        }
         while bits != 0 {
             let i = bits.trailing_zeros() as usize;
             bits &= bits - 1;
@@ -295,10 +313,14 @@ impl ScopeSet {
         })
     }
 
-    /// Builds the method index (left empty beyond 64 scopes: then all are tried).
+    /// Builds the method and path-byte indexes (left empty beyond 64 scopes: then all are
+    /// tried).
     fn index(&mut self) {
         if self.scopes.len() > 64 {
             return;
+        }
+        if self.scopes.len() > BY_BYTE_MIN {
+            self.index_path_byte();
         }
         for (i, s) in self.scopes.iter().enumerate() {
             let bit = 1u64 << i;
@@ -325,6 +347,41 @@ impl ScopeSet {
                     None => self.methods.push((s.method, n, bit)),
                 }
             }
+        }
+    }
+
+    /// Builds `by_byte`. `pick` is the byte of the path's first word that leaves the fewest
+    /// candidates for a request to one of the scopes' own paths: a scope with a literal byte
+    /// there meets its entry; one without (its path may have any byte there) meets the
+    /// average entry. Byte 0 is the leading `/` of every literal: never a split. No table if
+    /// no byte drops any candidate.
+    fn index_path_byte(&mut self) {
+        let byte_at = |s: &Scope, k: usize| {
+            ((s.head_mask >> (8 * k)) & 0xff != 0).then_some((s.head >> (8 * k)) as usize & 15)
+        };
+        let table = |k: usize| {
+            let mut t = [0u64; 16];
+            for (i, s) in self.scopes.iter().enumerate() {
+                match byte_at(s, k) {
+                    Some(x) => t[x] |= 1 << i,
+                    None => t.iter_mut().for_each(|e| *e |= 1 << i),
+                }
+            }
+            t
+        };
+        // 16 times the expected number of candidates, summed over the scopes
+        let cost = |k: usize, t: &[u64; 16]| {
+            let all: u32 = t.iter().map(|e| e.count_ones()).sum();
+            let each = |s| byte_at(s, k).map_or(all, |x| 16 * t[x].count_ones());
+            self.scopes.iter().map(each).sum::<u32>()
+        };
+        let n = self.scopes.len() as u32;
+        let best = (1..8)
+            .map(|k| (k, table(k)))
+            .min_by_key(|(k, t)| cost(*k, t));
+        if let Some((pick, t)) = best.filter(|(k, t)| cost(*k, t) < 16 * n * n) {
+            self.by_byte = Some(Box::new(t));
+            self.pick = pick as u32;
         }
     }
 
@@ -569,6 +626,61 @@ mod tests {
             (low_bytes(0), low_bytes(1), low_bytes(8)),
             (0, 0xff, u64::MAX)
         );
+    }
+
+    #[test]
+    fn path_byte_index_drops_candidates_but_no_match() {
+        // the benchmark's ten scopes: `pick` lands where their paths differ, and a POST to
+        // an order's items leaves one candidate of the three POST and `*` scopes
+        let s = set(&[
+            "GET /v1/products/*",
+            "POST /v1/products",
+            "GET /v1/customers/*/addresses",
+            "PUT /v1/customers/*",
+            "DELETE /v1/carts/*",
+            "GET /v1/search",
+            "* /v1/admin/health",
+            "PATCH /v1/orders/*",
+            "GET /v2/catalog/**",
+            "POST /v1/orders/*/items/**",
+        ]);
+        let path = b"/v1/orders/ord_8f3a2c/items/line_2";
+        let x = (word(path) >> (8 * s.pick)) as usize & 15;
+        let candidates = (s.any | s.method_bits(b"POST")) & s.by_byte.as_ref().unwrap()[x];
+        assert_eq!((s.pick, candidates), (6, 1 << 9));
+        assert!(ok(&s, "POST", "/v1/orders/ord_8f3a2c/items/line_2"));
+        // scopes whose literal ends before `pick` (or that have none) are in every entry,
+        // and a path that ends before it still meets them
+        let s = set(&[
+            "GET /v1/orders/*",
+            "GET /v1/customers/*",
+            "GET /*",
+            "GET /v1/",
+            "POST /**",
+        ]);
+        assert!(s.pick >= 4, "{}", s.pick);
+        for (m, p) in [
+            ("GET", "/v1/orders/1"),
+            ("GET", "/v1/customers/2"),
+            ("GET", "/x"),
+            ("GET", "/v1/"),
+            ("POST", "/"),
+            ("POST", "/v1/orders"),
+        ] {
+            assert!(ok(&s, m, p), "{m} {p}");
+        }
+        assert!(!ok(&s, "GET", "/v1/ordersX/1"));
+        assert!(!ok(&s, "GET", "/v1/orders"));
+        // the first 8 bytes do not split these: no table
+        let s = set(&[
+            "GET /v1/orders/a",
+            "GET /v1/orders/b",
+            "PUT /v1/orders/c",
+            "GET /v1/orders/d",
+            "POST /v1/orders/*",
+        ]);
+        assert!(s.by_byte.is_none());
+        assert!(ok(&s, "GET", "/v1/orders/d") && !ok(&s, "GET", "/v1/orders/c"));
     }
 
     #[test]
