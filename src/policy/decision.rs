@@ -85,20 +85,32 @@ impl UpstreamMap {
             .unwrap_or(&[])
     }
 
+    #[inline]
     pub fn get(&self, name: &str) -> Option<usize> {
         let name = name.as_bytes();
+        // Most misses (and empty maps) end on this one test, inlined where `get` is called.
         if self.lens & (1 << (name.len() % 64)) == 0 {
             return None;
         }
+        self.find(name)
+    }
+
+    /// A small map of short names is scanned comparing packed words; the rest is `search`.
+    #[inline]
+    fn find(&self, name: &[u8]) -> Option<usize> {
+        if self.entries.len() > SCAN_MAX || name.len() > 16 {
+            return self.search(name);
+        }
+        let w = words16(name);
+        self.entries
+            .iter()
+            .find(|e| e.w == w && e.len as usize == name.len())
+            .map(|e| e.upstream)
+    }
+
+    /// [`UpstreamMap::get`] for names over 16 bytes or maps over `SCAN_MAX` entries.
+    fn search(&self, name: &[u8]) -> Option<usize> {
         if self.entries.len() <= SCAN_MAX {
-            if name.len() <= 16 {
-                let w = words16(name);
-                return self
-                    .entries
-                    .iter()
-                    .find(|e| e.w == w && e.len as usize == name.len())
-                    .map(|e| e.upstream);
-            }
             return self
                 .entries
                 .iter()
@@ -198,17 +210,12 @@ pub fn body_limit(key: &KeyPolicy<'_>, route: &RoutePolicy) -> u64 {
 
 /// Tenant map, then plan map, then the plan's default upstream, then the route's.
 pub fn upstream_for(key: &KeyPolicy<'_>, route: &RoutePolicy) -> usize {
-    if !route.by_tenant.is_empty() {
-        if let Some(u) = route.by_tenant.get(key.tenant) {
-            return u;
-        }
-    }
-    if !route.by_plan.is_empty() {
-        if let Some(u) = route.by_plan.get(key.plan) {
-            return u;
-        }
-    }
-    key.plan_upstream.unwrap_or(route.upstream)
+    // (an empty map answers from its length bit set, without a scan)
+    route
+        .by_tenant
+        .get(key.tenant)
+        .or_else(|| route.by_plan.get(key.plan))
+        .unwrap_or(key.plan_upstream.unwrap_or(route.upstream))
 }
 
 /// The whole decision. Order: IP (so a client outside the allowlist learns nothing about

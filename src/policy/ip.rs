@@ -65,6 +65,7 @@ impl IpAllowlist {
 
     /// True when the list is empty or some block contains `ip` (IPv4-mapped IPv6 addresses
     /// are checked against the IPv4 blocks).
+    #[inline]
     pub fn allows(&self, ip: IpAddr) -> bool {
         if self.is_empty() {
             return true;
