@@ -154,6 +154,7 @@ pub struct Limiter {
 }
 
 /// Room left in one limit and when it comes back.
+#[inline]
 fn quota_of(e: &Entry, l: &LimitSpec, now: &Now, used: u64) -> Quota {
     let reset_ms = match l.window {
         Window::Day | Window::Month => now.left_ms(l.window),
