@@ -279,8 +279,7 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
 
     // Policy that needs no key: a declared body over the route's limit is refused before
     // any body byte is read (and before `100 Continue`).
-    let declared_too_large =
-        matches!(head.framing, Framing::Length(n) if n > shared.route_max_body[route]);
+    let declared_too_large = matches!(head.framing, Framing::Length(n) if n > shared.route_policies[route].route_body_limit());
 
     if route_cfg.public {
         if declared_too_large {
@@ -296,8 +295,8 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
         }
         let target = forward::Target {
             route,
-            upstream: shared.route_upstream[route],
-            max_body: shared.route_max_body[route],
+            upstream: shared.route_policies[route].upstream,
+            max_body: shared.route_policies[route].route_body_limit(),
         };
         return forward::forward(ctx, conn, target, &rid, &[], false, &[]).await;
     }

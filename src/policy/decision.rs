@@ -145,6 +145,14 @@ pub struct RoutePolicy {
     pub by_plan: UpstreamMap,
 }
 
+impl RoutePolicy {
+    /// The route's body limit before any key is known (its own, capped by the global one).
+    #[inline]
+    pub fn route_body_limit(&self) -> u64 {
+        self.max_body.unwrap_or(u64::MAX).min(self.global_max_body)
+    }
+}
+
 /// Why a request is refused. Status and code: [`Denial::status`], [`Denial::code`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Denial {

@@ -272,3 +272,21 @@ fn index_refuses_unknown_plan_upstream_and_bad_lists() {
         .to_string();
     assert!(e.contains("plan \"p\"") && e.contains("10.1.0.0/8"), "{e}");
 }
+
+#[test]
+fn route_body_limit_before_any_key() {
+    let mut r = route();
+    assert_eq!(
+        r.route_body_limit(),
+        1000,
+        "the global limit without a route limit"
+    );
+    r.max_body = Some(300);
+    assert_eq!(r.route_body_limit(), 300);
+    r.max_body = Some(5000);
+    assert_eq!(
+        r.route_body_limit(),
+        1000,
+        "the global limit caps the route's"
+    );
+}

@@ -21,10 +21,6 @@ use std::sync::Arc;
 pub struct Shared {
     pub config: Config,
     pub routes: RouteTable,
-    /// `[[routes]]` index -> `upstreams` index.
-    pub route_upstream: Vec<usize>,
-    /// `[[routes]]` index -> effective body limit (route's, capped by `[limits]`).
-    pub route_max_body: Vec<u64>,
     pub known: KnownHeaders,
     pub head_limits: HeadLimits,
     /// Client read buffer size: a whole head at the limit plus room for body bytes.
@@ -32,7 +28,8 @@ pub struct Shared {
     pub published: Published,
     /// Any route needs a key (so serving needs a loaded key table).
     pub has_keyed_routes: bool,
-    /// `[[routes]]` index -> its compiled policy (body limit, upstream, by_tenant/by_plan).
+    /// `[[routes]]` index -> its compiled policy (body limit, upstream, by_tenant/by_plan);
+    /// public routes use its upstream and `route_body_limit`.
     pub route_policies: Vec<RoutePolicy>,
     /// `[server] trusted_proxies`, parsed.
     pub trusted_proxies: Vec<Cidr>,
@@ -48,20 +45,6 @@ impl Shared {
                 .iter()
                 .map(|r| (r.path_prefix.as_str(), r.host.as_deref())),
         );
-        let route_upstream = config
-            .routes
-            .iter()
-            .map(|r| config.upstream_index(&r.upstream).unwrap_or(0))
-            .collect();
-        let route_max_body = config
-            .routes
-            .iter()
-            .map(|r| {
-                r.max_body_bytes
-                    .unwrap_or(config.limits.max_body_bytes)
-                    .min(config.limits.max_body_bytes)
-            })
-            .collect();
         let known = KnownHeaders {
             api_key: config.keys.header.as_bytes().into(),
             identity: [
@@ -99,8 +82,6 @@ impl Shared {
         let trusted_proxies = config.server.trusted_proxy_nets();
         Shared {
             routes,
-            route_upstream,
-            route_max_body,
             known,
             head_limits,
             client_buf,
