@@ -10,6 +10,7 @@ mod auth;
 pub mod client;
 mod forward;
 pub mod heads;
+mod keyinfo;
 mod limit;
 mod relay;
 
@@ -17,7 +18,6 @@ use crate::error::Problem;
 use crate::http::headers::HeaderKind;
 use crate::http::problem::{write_problem, ProblemExtras};
 use crate::http::response::ResponseHead;
-use crate::http::{is_tchar, is_valid_value};
 use crate::http::{Framing, HeadError, RequestHead};
 use crate::metrics::Outcome;
 use crate::policy::route::check_path;
@@ -29,6 +29,7 @@ use account::Note;
 use client::ReadBuf;
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
+use keyinfo::{lifecycle_headers, write_key_context, SUNSET_WARNING_S};
 use std::io;
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -514,78 +515,6 @@ impl<'b> IntoIterator for SmallLines<'b> {
 }
 
 const BODY_TOO_LARGE: &str = "declared Content-Length exceeds the body size limit";
-
-/// Keys expiring within this many seconds announce it with `Sunset`.
-const SUNSET_WARNING_S: i64 = 7 * 86_400;
-
-/// Response headers about the key's lifecycle (allocated only when there is one to send).
-struct Lifecycle {
-    deprecation: Option<String>,
-    sunset: Option<String>,
-}
-
-/// `Deprecation` (a structured date: now) for a rotated-out secret; `Sunset` (HTTP-date) at
-/// the earliest of its grace end and the key's expiry when that is within 7 days.
-fn lifecycle_headers(grace_until: Option<i64>, expiring: Option<i64>, now: i64) -> Lifecycle {
-    let end = match (grace_until, expiring) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    Lifecycle {
-        deprecation: grace_until.map(|_| format!("@{now}")),
-        sunset: end.map(|t| {
-            httpdate::fmt_http_date(
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64),
-            )
-        }),
-    }
-}
-
-/// The key's context for the upstream beyond id/tenant/plan: `x-keyway-scopes` (the key's
-/// own scopes, else its plan's, comma-separated) and one `x-keyway-meta-<name>` per metadata
-/// pair. Values were checked at creation; anything not a valid header value is skipped.
-fn write_key_context(
-    out: &mut Vec<u8>,
-    names: &crate::config::Identity,
-    key: &crate::keys::KeyView<'_>,
-) {
-    let own = key.scopes();
-    let mut first = true;
-    let mut push_scope = |out: &mut Vec<u8>, scope: &str| {
-        if !is_valid_value(scope.as_bytes()) {
-            return;
-        }
-        if first {
-            out.extend_from_slice(names.scopes_header.as_bytes());
-            out.extend_from_slice(b": ");
-            first = false;
-        } else {
-            out.extend_from_slice(b", ");
-        }
-        out.extend_from_slice(scope.as_bytes());
-    };
-    if own.len() > 0 {
-        for s in own {
-            push_scope(out, s);
-        }
-    } else {
-        for s in key.plan().scopes() {
-            push_scope(out, s);
-        }
-    }
-    if !first {
-        out.extend_from_slice(b"\r\n");
-    }
-    for (name, value) in key.metadata() {
-        if name.bytes().all(is_tchar) && is_valid_value(value.as_bytes()) {
-            out.extend_from_slice(names.meta_prefix.as_bytes());
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-    }
-}
 
 /// Answers the current request with a problem. `head_parsed`: the head is valid, so its
 /// keep-alive and framing can be honoured; otherwise the connection closes.

@@ -1,0 +1,77 @@
+//! What the pipeline tells about the key beyond id, tenant and plan: its context for the
+//! upstream (`x-keyway-scopes`, `x-keyway-meta-*`) and its lifecycle for the client
+//! (`Deprecation`, `Sunset`).
+
+use crate::http::{is_tchar, is_valid_value};
+
+/// Keys expiring within this many seconds announce it with `Sunset`.
+pub const SUNSET_WARNING_S: i64 = 7 * 86_400;
+
+/// Response headers about the key's lifecycle (allocated only when there is one to send).
+pub struct Lifecycle {
+    pub deprecation: Option<String>,
+    pub sunset: Option<String>,
+}
+
+/// `Deprecation` (a structured date: now) for a rotated-out secret; `Sunset` (HTTP-date) at
+/// the earliest of its grace end and the key's expiry when that is within 7 days.
+pub fn lifecycle_headers(grace_until: Option<i64>, expiring: Option<i64>, now: i64) -> Lifecycle {
+    let end = match (grace_until, expiring) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Lifecycle {
+        deprecation: grace_until.map(|_| format!("@{now}")),
+        sunset: end.map(|t| {
+            httpdate::fmt_http_date(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64),
+            )
+        }),
+    }
+}
+
+/// The key's context for the upstream beyond id/tenant/plan: `x-keyway-scopes` (the key's
+/// own scopes, else its plan's, comma-separated) and one `x-keyway-meta-<name>` per metadata
+/// pair. Values were checked at creation; anything not a valid header value is skipped.
+pub fn write_key_context(
+    out: &mut Vec<u8>,
+    names: &crate::config::Identity,
+    key: &crate::keys::KeyView<'_>,
+) {
+    let own = key.scopes();
+    let mut first = true;
+    let mut push_scope = |out: &mut Vec<u8>, scope: &str| {
+        if !is_valid_value(scope.as_bytes()) {
+            return;
+        }
+        if first {
+            out.extend_from_slice(names.scopes_header.as_bytes());
+            out.extend_from_slice(b": ");
+            first = false;
+        } else {
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(scope.as_bytes());
+    };
+    if own.len() > 0 {
+        for s in own {
+            push_scope(out, s);
+        }
+    } else {
+        for s in key.plan().scopes() {
+            push_scope(out, s);
+        }
+    }
+    if !first {
+        out.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in key.metadata() {
+        if name.bytes().all(is_tchar) && is_valid_value(value.as_bytes()) {
+            out.extend_from_slice(names.meta_prefix.as_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
