@@ -48,15 +48,7 @@ fn every_request_leaves_one_line_and_no_secret() {
         &config,
         &["plans", "set", "reader", "--scope", "GET /v1/**"],
     );
-    let out = cli_ok(
-        &config,
-        &[
-            "keys", "create", "--tenant", "acme", "--plan", "reader", "--json",
-        ],
-    );
-    let created: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let secret = created["key"].as_str().unwrap().to_string();
-    let key_id = created["id"].as_str().unwrap().to_string();
+    let (key_id, secret) = create_key(&config, &["--tenant", "acme", "--plan", "reader"]);
     cli_ok(&config, &["snapshot", "build"]);
     let mut gw = Gateway::start_with(dir, &config);
     let log = gw.dir.path().join("audit.jsonl");

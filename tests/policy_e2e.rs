@@ -7,13 +7,7 @@ use common::*;
 use std::path::Path;
 
 fn create(config: &Path, args: &[&str]) -> String {
-    let mut all = vec!["keys", "create", "--json"];
-    all.extend_from_slice(args);
-    let out = cli_ok(config, &all);
-    serde_json::from_str::<serde_json::Value>(&out).unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    create_key(config, args).1
 }
 
 /// Gateway listening on `listen`, upstream `api`, a second upstream `down` that refuses

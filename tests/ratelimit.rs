@@ -32,16 +32,7 @@ fn prepare(
         args.extend_from_slice(&["--limit", l]);
     }
     cli_ok(&config, &args);
-    let out = cli_ok(
-        &config,
-        &[
-            "keys", "create", "--tenant", "t", "--plan", "metered", "--json",
-        ],
-    );
-    let secret = serde_json::from_str::<serde_json::Value>(&out).unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (_, secret) = create_key(&config, &["--tenant", "t", "--plan", "metered"]);
     cli_ok(&config, &["snapshot", "build"]);
     (dir, config, secret)
 }
@@ -231,24 +222,10 @@ fn credits_are_spent_by_route_cost_then_quota_exhausted() {
     let text = std::fs::read_to_string(&config).unwrap()
         + "\n[[routes]]\npath_prefix = \"/v1/expensive/\"\nupstream = \"api\"\ncost = 2\n";
     std::fs::write(&config, text).unwrap();
-    let out = cli_ok(
+    let (_, secret) = create_key(
         &config,
-        &[
-            "keys",
-            "create",
-            "--tenant",
-            "t",
-            "--plan",
-            "metered",
-            "--credits",
-            "5",
-            "--json",
-        ],
+        &["--tenant", "t", "--plan", "metered", "--credits", "5"],
     );
-    let secret = serde_json::from_str::<serde_json::Value>(&out).unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
     cli_ok(&config, &["snapshot", "build"]);
     let gw = start(dir, &config);
     // Each request on a new connection, so on either shard: spaced past the time a shard's

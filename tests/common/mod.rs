@@ -441,3 +441,13 @@ pub fn cli_ok(config: &Path, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).to_string()
 }
+
+/// `keyway keys create --json ARGS...`: the new key's (id, secret).
+pub fn create_key(config: &Path, args: &[&str]) -> (String, String) {
+    let mut all = vec!["keys", "create", "--json"];
+    all.extend_from_slice(args);
+    let out = cli_ok(config, &all);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let field = |name: &str| v[name].as_str().unwrap().to_string();
+    (field("id"), field("key"))
+}
