@@ -1,9 +1,10 @@
-//! One key's counters on one shard: whole-gateway counts (local + remote) for every window,
-//! credits spent per day / month / lifetime, and this shard's own recent and pending counts.
+//! One key's counters on one shard: whole-gateway counts (local + remote) of the windows the
+//! key is limited by, credits spent per day / month / lifetime, and this shard's own recent
+//! and pending counts.
 
 use super::window::{
-    bucket_ms, day_id, month_id, month_start_ms, Cal, Ring, DAY_MS, HOUR_BUCKET_MS, MIN_BUCKET_MS,
-    SEC_BUCKET_MS,
+    day_id, month_id, month_start_ms, Cal, Ring, DAY, DAY_MS, HOUR, HOUR_BUCKET_MS, MIN,
+    MIN_BUCKET_MS, MONTH, SEC, SEC_BUCKET_MS,
 };
 use crate::keys::model::Window;
 
@@ -20,9 +21,8 @@ pub struct OwnSlot {
 
 #[derive(Clone, Debug, Default)]
 pub struct Entry {
-    pub sec: Ring,
-    pub min: Ring,
-    pub hour: Ring,
+    /// The sliding windows, indexed by `Window as usize` (`SEC`, `MIN`, `HOUR`).
+    pub rings: [Ring; 3],
     pub day: Cal,
     pub month: Cal,
     pub cday: Cal,
@@ -42,36 +42,50 @@ pub struct Entry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Now {
     pub ms: i64,
-    pub sec: i64,
-    pub min: i64,
-    pub hour: i64,
-    pub day: i64,
-    pub month: i64,
+    /// Bucket index of each sliding window, period id of each calendar window, indexed by
+    /// `Window as usize` (`SEC` .. `MONTH`).
+    pub id: [i64; 5],
     /// Unix ms of the end of the current UTC month.
     pub month_end: i64,
+    /// `[lo, hi)`, unix ms of the current second, minute and hour buckets (saturated at the
+    /// ends of i64, where a bucket is only cut shorter): `move_to` compares instead of dividing.
+    sec_b: (i64, i64),
+    min_b: (i64, i64),
+    hour_b: (i64, i64),
+}
+
+/// `[lo, hi)` of bucket `id` of width `w`, saturated.
+#[inline]
+fn bounds(id: i64, w: i64) -> (i64, i64) {
+    (id.saturating_mul(w), id.saturating_add(1).saturating_mul(w))
+}
+
+#[inline]
+fn inside(ms: i64, b: (i64, i64)) -> bool {
+    ms >= b.0 && ms < b.1
 }
 
 impl Now {
     pub fn new(ms: i64) -> Now {
+        let (sec, min, hour) = (
+            ms.div_euclid(SEC_BUCKET_MS),
+            ms.div_euclid(MIN_BUCKET_MS),
+            ms.div_euclid(HOUR_BUCKET_MS),
+        );
         Now {
             ms,
-            sec: ms.div_euclid(bucket_ms(Window::Second)),
-            min: ms.div_euclid(bucket_ms(Window::Minute)),
-            hour: ms.div_euclid(bucket_ms(Window::Hour)),
-            day: day_id(ms),
-            month: month_id(ms),
+            id: [sec, min, hour, day_id(ms), month_id(ms)],
             month_end: month_start_ms(month_id(ms).saturating_add(1)),
+            sec_b: bounds(sec, SEC_BUCKET_MS),
+            min_b: bounds(min, MIN_BUCKET_MS),
+            hour_b: bounds(hour, HOUR_BUCKET_MS),
         }
     }
 
     /// The bucket index of a sliding window (`Second`, `Minute`, `Hour`) at this time.
     #[inline]
     pub fn abs(&self, w: Window) -> i64 {
-        match w {
-            Window::Minute => self.min,
-            Window::Hour => self.hour,
-            _ => self.sec,
-        }
+        self.id[w as usize]
     }
 
     /// Ms to the end of the calendar period (`Day`; `Month`) holding this time.
@@ -79,8 +93,7 @@ impl Now {
     pub fn left_ms(&self, w: Window) -> i64 {
         match w {
             Window::Month => self.month_end.saturating_sub(self.ms),
-            _ => self
-                .day
+            _ => self.id[DAY]
                 .saturating_add(1)
                 .saturating_mul(DAY_MS)
                 .saturating_sub(self.ms),
@@ -89,30 +102,34 @@ impl Now {
 
     /// Becomes `Now::new(ms)`, reusing what has not changed: buckets nest (a second's bucket
     /// lies within one minute bucket, which lies within one hour bucket, within one day), so
-    /// a time in the same second bucket changes nothing but `ms`, and most calls divide once
-    /// or not at all.
+    /// a time in the same second bucket changes nothing but `ms`, and most other calls
+    /// divide once.
     #[inline]
     pub fn move_to(&mut self, ms: i64) {
-        let within = |id: i64, width: i64| {
-            id.checked_mul(width)
-                .and_then(|start| ms.checked_sub(start))
-                .is_some_and(|d| (0..width).contains(&d))
-        };
         self.ms = ms;
-        if within(self.sec, SEC_BUCKET_MS) {
+        if inside(ms, self.sec_b) {
             return;
         }
-        self.sec = ms.div_euclid(SEC_BUCKET_MS);
-        if within(self.min, MIN_BUCKET_MS) {
+        self.id[SEC] = ms.div_euclid(SEC_BUCKET_MS);
+        self.sec_b = bounds(self.id[SEC], SEC_BUCKET_MS);
+        if inside(ms, self.min_b) {
             return;
         }
-        self.min = ms.div_euclid(MIN_BUCKET_MS);
-        if within(self.hour, HOUR_BUCKET_MS) {
+        self.move_to_cold(ms);
+    }
+
+    /// The minute bucket changed (every 3 s of a steady clock): kept off the request path.
+    #[cold]
+    #[inline(never)]
+    fn move_to_cold(&mut self, ms: i64) {
+        self.id[MIN] = ms.div_euclid(MIN_BUCKET_MS);
+        self.min_b = bounds(self.id[MIN], MIN_BUCKET_MS);
+        if inside(ms, self.hour_b) {
             return;
         }
-        self.hour = ms.div_euclid(HOUR_BUCKET_MS);
-        let day = day_id(ms);
-        if day != self.day {
+        self.id[HOUR] = ms.div_euclid(HOUR_BUCKET_MS);
+        self.hour_b = bounds(self.id[HOUR], HOUR_BUCKET_MS);
+        if day_id(ms) != self.id[DAY] {
             *self = Now::new(ms);
         }
     }
@@ -122,34 +139,20 @@ impl Entry {
     /// Rotates the rings to `now` so that `total` is the current count.
     #[inline]
     pub fn advance(&mut self, now: &Now) {
-        self.sec.advance(now.sec);
-        self.min.advance(now.min);
-        self.hour.advance(now.hour);
-    }
-
-    /// Requests counted in `w` as of `now` (rings must have been advanced for `&mut` use;
-    /// `count_at` is the read-only form).
-    #[inline]
-    pub fn count(&self, w: Window, now: &Now) -> u64 {
-        match w {
-            Window::Second => self.sec.count_at(now.sec),
-            Window::Minute => self.min.count_at(now.min),
-            Window::Hour => self.hour.count_at(now.hour),
-            Window::Day => self.day.count_at(now.day),
-            Window::Month => self.month.count_at(now.month),
+        for (r, id) in self.rings.iter_mut().zip(now.id) {
+            r.advance(id);
         }
     }
 
-    /// Every window's count right after `advance(now)`, indexed by `Window as usize`.
+    /// Requests counted in `w` as of `now` (read-only; `touch` is the admission path's form).
     #[inline]
-    pub fn current(&self, now: &Now) -> [u64; 5] {
-        [
-            self.sec.total,
-            self.min.total,
-            self.hour.total,
-            self.day.count_at(now.day),
-            self.month.count_at(now.month),
-        ]
+    pub fn count(&self, w: Window, now: &Now) -> u64 {
+        let i = w as usize;
+        match w {
+            Window::Day => self.day.count_at(now.id[DAY]),
+            Window::Month => self.month.count_at(now.id[MONTH]),
+            _ => self.rings[i].count_at(now.id[i]),
+        }
     }
 
     /// Credits spent in the refill period (`None` = lifetime; windows under a day use the day).
@@ -157,48 +160,78 @@ impl Entry {
     pub fn credits_used(&self, refill: Option<Window>, now: &Now) -> u64 {
         match refill {
             None => self.clife,
-            Some(Window::Month) => self.cmonth.count_at(now.month),
-            Some(_) => self.cday.count_at(now.day),
+            Some(Window::Month) => self.cmonth.count_at(now.id[MONTH]),
+            Some(_) => self.cday.count_at(now.id[DAY]),
         }
     }
 
-    /// Counts `req` requests and `cred` credits at time `now` into every window.
+    /// Counts `req` requests at time `now` in the windows of `windows` (bit = `Window as u8`)
+    /// and `cred` credits.
     #[inline]
-    pub fn count_in(&mut self, now: &Now, req: u32, cred: u64) {
-        self.sec.add(now.sec, req);
-        self.min.add(now.min, req);
-        self.hour.add(now.hour, req);
-        self.day.add(now.day, u64::from(req));
-        self.month.add(now.month, u64::from(req));
+    pub fn count_in(&mut self, now: &Now, windows: u8, req: u32, cred: u64) {
+        for (i, r) in self.rings.iter_mut().enumerate() {
+            if windows & (1 << i) != 0 {
+                r.add(now.id[i], req);
+            }
+        }
+        if windows & (1 << DAY) != 0 {
+            self.day.add(now.id[DAY], u64::from(req));
+        }
+        if windows & (1 << MONTH) != 0 {
+            self.month.add(now.id[MONTH], u64::from(req));
+        }
+        self.spend(now, cred);
+    }
+
+    #[inline]
+    fn spend(&mut self, now: &Now, cred: u64) {
         if cred > 0 {
-            self.cday.add(now.day, cred);
-            self.cmonth.add(now.month, cred);
+            self.cday.add(now.id[DAY], cred);
+            self.cmonth.add(now.id[MONTH], cred);
             self.clife = self.clife.saturating_add(cred);
         }
     }
 
-    /// `count_in` of one admission at `now`, after `advance(now)`: the rings' heads are now.
+    /// Brings window `i` (`Window as usize`) to `now` and returns its count: the admission
+    /// path touches only the windows the key is limited by.
     #[inline]
-    pub fn count_one_now(&mut self, now: &Now, cred: u64) {
-        self.sec.add_head(1);
-        self.min.add_head(1);
-        self.hour.add_head(1);
-        self.day.add(now.day, 1);
-        self.month.add(now.month, 1);
-        if cred > 0 {
-            self.cday.add(now.day, cred);
-            self.cmonth.add(now.month, cred);
-            self.clife = self.clife.saturating_add(cred);
+    pub fn touch(&mut self, i: usize, now: &Now) -> u64 {
+        match i {
+            SEC | MIN | HOUR => {
+                let r = &mut self.rings[i];
+                r.advance(now.id[i]);
+                r.total
+            }
+            DAY => self.day.count_at(now.id[DAY]),
+            _ => self.month.count_at(now.id[MONTH]),
         }
+    }
+
+    /// Counts one admission at `now` in the windows of `windows`, each touched at `now`
+    /// first (so a ring's head bucket is now), and `cred` credits.
+    #[inline]
+    pub fn count_one_now(&mut self, windows: u8, now: &Now, cred: u64) {
+        for (i, r) in self.rings.iter_mut().enumerate() {
+            if windows & (1 << i) != 0 {
+                r.add_head(1);
+            }
+        }
+        if windows & (1 << DAY) != 0 {
+            self.day.add(now.id[DAY], 1);
+        }
+        if windows & (1 << MONTH) != 0 {
+            self.month.add(now.id[MONTH], 1);
+        }
+        self.spend(now, cred);
     }
 
     /// This shard's own admissions within the reconciliation horizon: (requests, credits).
     #[inline]
     pub fn own_recent(&self, tag: i64) -> (u64, u64) {
-        let lo = tag.saturating_sub(OWN_SLOTS as i64 - 1);
         let mut r = (0, 0);
         for s in &self.own {
-            if s.tag >= lo && s.tag <= tag {
+            // `s.tag` in `tag - OWN_SLOTS + 1 ..= tag`, as one unsigned compare.
+            if (tag.wrapping_sub(s.tag) as u64) < OWN_SLOTS as u64 {
                 r.0 += u64::from(s.req);
                 r.1 += s.cred;
             }
@@ -208,7 +241,7 @@ impl Entry {
 
     #[inline]
     pub fn record_own(&mut self, tag: i64, cred: u64) {
-        let s = &mut self.own[tag.rem_euclid(OWN_SLOTS as i64) as usize];
+        let s = &mut self.own[(tag as usize) % OWN_SLOTS];
         if s.tag != tag {
             *s = OwnSlot {
                 tag,
@@ -224,15 +257,13 @@ impl Entry {
 
     /// True when nothing counted here matters any more at `now`.
     pub fn idle(&self, now: &Now) -> bool {
-        let m = |bit: u8, n: u64| self.mask & (1 << bit) == 0 || n == 0;
+        let m = |bit: usize, n: u64| self.mask & (1 << bit) == 0 || n == 0;
         !self.dirty
-            && m(0, self.sec.count_at(now.sec))
-            && m(1, self.min.count_at(now.min))
-            && m(2, self.hour.count_at(now.hour))
-            && m(3, self.day.count_at(now.day))
-            && m(4, self.month.count_at(now.month))
-            && m(5, self.cday.count_at(now.day))
-            && m(6, self.cmonth.count_at(now.month))
+            && (0..self.rings.len()).all(|i| m(i, self.rings[i].count_at(now.id[i])))
+            && m(DAY, self.day.count_at(now.id[DAY]))
+            && m(MONTH, self.month.count_at(now.id[MONTH]))
+            && m(5, self.cday.count_at(now.id[DAY]))
+            && m(6, self.cmonth.count_at(now.id[MONTH]))
             && m(7, self.clife)
     }
 

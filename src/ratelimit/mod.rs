@@ -176,12 +176,9 @@ fn quota_of(e: &Entry, l: &LimitSpec, now: &Now, used: u64) -> Quota {
     }
 }
 
+/// The ring of a sliding window (`Second`, `Minute`, `Hour`).
 fn ring_of(e: &Entry, w: Window) -> &window::Ring {
-    match w {
-        Window::Minute => &e.min,
-        Window::Hour => &e.hour,
-        _ => &e.sec,
-    }
+    &e.rings[(w as usize).min(window::HOUR)]
 }
 
 /// Ms until `need` more requests fit in `w` (at least the reconciliation horizon).
@@ -196,53 +193,96 @@ fn wait_ms(e: &Entry, w: Window, need: u64, now: &Now, horizon_ms: i64) -> i64 {
     ms.max(horizon_ms)
 }
 
-/// The answer for a request some limit refused (kept out of the admission path): the
-/// refusing limit with the longest wait.
-#[cold]
-#[inline(never)]
-fn refusal(
-    e: &Entry,
-    limits: &[LimitSpec],
-    current: &[u64; 5],
+/// What a request the admission path could not admit at once is answered with: kept out of
+/// that path, and reading counts only (nothing is counted here).
+struct Tight {
+    /// Requests (credits) this shard keeps for the other shards' unseen admissions.
     reserve: u64,
+    credit_reserve: u64,
     may_wait: bool,
-    now: &Now,
-    horizon: i64,
-) -> Admission {
-    let mut refused: Option<(Quota, i64)> = None;
-    for l in limits {
-        let used = current[l.window as usize];
-        let held_back = may_wait && used < l.count;
-        if used.saturating_add(1).saturating_add(reserve) <= l.count || held_back {
-            continue;
+    horizon_ms: i64,
+    /// Ms to the next reconciliation tick, when the reserve can shrink.
+    next_tick_ms: i64,
+}
+
+impl Tight {
+    /// Credits first, then the limits: `QuotaExhausted` or `Limited` if the known counts have
+    /// no room; else (the reserve alone holds the request back) `Wait` if the caller may wait,
+    /// else `Limited`.
+    #[cold]
+    #[inline(never)]
+    fn answer(
+        &self,
+        e: &Entry,
+        limits: &[LimitSpec],
+        credits: Option<&CreditSpec>,
+        cost: u64,
+        now: &Now,
+    ) -> Admission {
+        let mut held_back = false;
+        if let Some(c) = credits {
+            let need = e.credits_used(c.window(), now).saturating_add(cost);
+            if need.saturating_add(self.credit_reserve) > c.budget() {
+                if !self.may_wait || need > c.budget() {
+                    let retry = c
+                        .window()
+                        .map(|w| ceil_s(now.left_ms(w).max(self.horizon_ms)));
+                    return Admission::QuotaExhausted {
+                        retry_after_s: retry,
+                    };
+                }
+                held_back = true;
+            }
         }
-        let need = (used + 1).saturating_sub(l.count);
-        let wait = wait_ms(e, l.window, need, now, horizon);
-        if refused.is_none_or(|(_, w)| wait > w) {
-            let q = Quota {
-                limit: *l,
-                remaining: 0,
-                reset_s: ceil_s(wait),
+        // The refusing limit with the longest wait.
+        let mut refused: Option<(Quota, i64)> = None;
+        for l in limits {
+            let used = e.count(l.window, now);
+            let room = l.count.saturating_sub(used);
+            if room > self.reserve {
+                continue;
+            }
+            if self.may_wait && room > 0 {
+                held_back = true;
+                continue;
+            }
+            let need = (used + 1).saturating_sub(l.count);
+            let wait = wait_ms(e, l.window, need, now, self.horizon_ms);
+            if refused.is_none_or(|(_, w)| wait > w) {
+                let q = Quota {
+                    limit: *l,
+                    remaining: 0,
+                    reset_s: ceil_s(wait),
+                };
+                refused = Some((q, wait));
+            }
+        }
+        if let Some((quota, wait)) = refused {
+            return Admission::Limited {
+                quota,
+                retry_after_s: ceil_s(wait),
             };
-            refused = Some((q, wait));
         }
-    }
-    // The caller saw a refusing limit, so `refused` is set; never answer anything but a
-    // refusal from here.
-    let (quota, wait) = refused.unwrap_or((
-        Quota {
-            limit: limits.first().copied().unwrap_or(LimitSpec {
-                count: 0,
-                window: Window::Second,
-            }),
-            remaining: 0,
-            reset_s: ceil_s(horizon),
-        },
-        horizon,
-    ));
-    Admission::Limited {
-        quota,
-        retry_after_s: ceil_s(wait),
+        if held_back {
+            // The reserve shrinks when the oldest of this shard's recent slots ages out, at
+            // the next sync tick; deltas from the other shards arrive on the same cadence.
+            return Admission::Wait {
+                retry_in_ms: self.next_tick_ms as u64,
+            };
+        }
+        // Unreachable from `decide` (it comes here only when something was tight); answer
+        // as refused rather than admit without counting.
+        Admission::Limited {
+            quota: Quota {
+                limit: limits.first().copied().unwrap_or(LimitSpec {
+                    count: 0,
+                    window: Window::Second,
+                }),
+                remaining: 0,
+                reset_s: ceil_s(self.horizon_ms),
+            },
+            retry_after_s: ceil_s(self.horizon_ms),
+        }
     }
 }
 
@@ -316,20 +356,13 @@ impl Limiter {
         }
         let others = self.shards - 1;
         if others > 0
-            && (now_ms >= self.tag_end || now_ms < self.tag_end.saturating_sub(self.sync_ms))
+            && !(now_ms < self.tag_end && now_ms >= self.tag_end.saturating_sub(self.sync_ms))
         {
-            if now_ms >= self.tag_end && now_ms < self.tag_end.saturating_add(self.sync_ms) {
-                self.tag += 1;
-                self.tag_end = self.tag_end.saturating_add(self.sync_ms);
-            } else {
-                self.tag = now_ms.div_euclid(self.sync_ms);
-                self.tag_end = self.tag.saturating_add(1).saturating_mul(self.sync_ms);
-            }
+            self.retag(now_ms);
         }
-        let (now, tag) = (&self.now, self.tag);
-        let horizon = self.horizon_ms();
+        let (now, tag, horizon_ms) = (&self.now, self.tag, self.horizon_ms());
+        let next_tick_ms = self.tag_end.saturating_sub(now_ms).max(1);
         let e = self.map.entry(key).or_default();
-        e.advance(now);
         let (own_req, own_cred) = if others > 0 {
             e.own_recent(tag)
         } else {
@@ -337,66 +370,56 @@ impl Limiter {
         };
         // Room kept for the other shards' unseen admissions: as many as ours in the horizon.
         let reserve = others.saturating_mul(own_req);
-        // Refused by the reserve alone: the known counts have room.
-        let mut held_back = false;
+        let tight = || Tight {
+            reserve,
+            credit_reserve: others.saturating_mul(own_cred),
+            may_wait,
+            horizon_ms,
+            next_tick_ms,
+        };
         let cred = match credits {
             Some(c) => {
-                let used = e.credits_used(c.window(), now);
-                let need = used.saturating_add(cost);
-                let want = need.saturating_add(others.saturating_mul(own_cred));
+                let want = e
+                    .credits_used(c.window(), now)
+                    .saturating_add(cost)
+                    .saturating_add(others.saturating_mul(own_cred));
                 if want > c.budget() {
-                    if !may_wait || need > c.budget() {
-                        let retry = c.window().map(|w| ceil_s(now.left_ms(w).max(horizon)));
-                        return Admission::QuotaExhausted {
-                            retry_after_s: retry,
-                        };
-                    }
-                    held_back = true;
+                    return tight().answer(e, limits, credits, cost, now);
                 }
                 cost
             }
             None => 0,
         };
-        // The most constraining admitting limit: least `left / count` (ties: the longer
-        // window), as its index, requests left after this one, and count.
-        let (mut best, mut best_left, mut best_count, mut best_w) = (usize::MAX, 1u64, 0u64, 0u8);
-        let mut refused = false;
-        let mut mask = Entry::credit_mask(credits.map(|c| c.window()));
-        let current = e.current(now);
-        for (i, l) in limits.iter().enumerate() {
-            let w = l.window as u8;
-            mask |= 1 << w;
-            // Requests the known counts still have room for; admitted if more than the reserve.
-            let room = l.count.saturating_sub(current[w as usize]);
-            if room <= reserve {
-                if may_wait && room > 0 {
-                    held_back = true;
-                } else {
-                    refused = true;
+        // Every limit must have more room than the reserve. The answer names the most
+        // constraining one: least `left / count` after this request (ties: the longer
+        // window), as requests left and the limit.
+        let (mut best_left, mut best) = (0u64, None::<&LimitSpec>);
+        let (mut windows, mut admits) = (0u8, true);
+        for l in limits {
+            let i = l.window as usize;
+            windows |= 1 << i;
+            let room = l.count.saturating_sub(e.touch(i, now));
+            admits &= room > reserve;
+            let left = room.saturating_sub(1);
+            let tighter = match best {
+                None => true,
+                Some(b) => {
+                    let (x, y) = (
+                        u128::from(left) * u128::from(b.count),
+                        u128::from(best_left) * u128::from(l.count),
+                    );
+                    x < y || (x == y && l.window > b.window)
                 }
-            } else {
-                let left = room - 1;
-                let (x, y) = (
-                    u128::from(left) * u128::from(best_count),
-                    u128::from(best_left) * u128::from(l.count),
-                );
-                if x < y || (x == y && w > best_w) {
-                    (best, best_left, best_count, best_w) = (i, left, l.count, w);
-                }
+            };
+            if tighter {
+                (best_left, best) = (left, Some(l));
             }
         }
-        if refused {
-            return refusal(e, limits, &current, reserve, may_wait, now, horizon);
+        if !admits {
+            return tight().answer(e, limits, credits, cost, now);
         }
-        if held_back {
-            // The reserve shrinks when the oldest of this shard's recent slots ages out, at
-            // the next sync tick; deltas from the other shards arrive on the same cadence.
-            return Admission::Wait {
-                retry_in_ms: self.tag_end.saturating_sub(now_ms).max(1) as u64,
-            };
-        }
-        e.count_one_now(now, cred);
-        e.mask |= mask;
+        e.count_one_now(windows, now, cred);
+        e.mask |= windows | Entry::credit_mask(credits.map(|c| c.window()));
         if others > 0 {
             e.record_own(tag, cred);
             e.pend_ms = now_ms;
@@ -405,9 +428,21 @@ impl Limiter {
                 self.dirty.push(key);
             }
         }
-        match limits.get(best) {
+        match best {
             Some(l) => Admission::Admitted(quota_of(e, l, now, l.count - best_left)),
             None => Admission::Unlimited,
+        }
+    }
+
+    /// Moves the reconciliation slot (`tag`) to `now_ms`: one step forward without dividing.
+    #[inline]
+    fn retag(&mut self, now_ms: i64) {
+        if now_ms >= self.tag_end && now_ms < self.tag_end.saturating_add(self.sync_ms) {
+            self.tag += 1;
+            self.tag_end = self.tag_end.saturating_add(self.sync_ms);
+        } else {
+            self.tag = now_ms.div_euclid(self.sync_ms);
+            self.tag_end = self.tag.saturating_add(1).saturating_mul(self.sync_ms);
         }
     }
 
@@ -441,7 +476,7 @@ impl Limiter {
             // A delta from the future (clock read later on its shard) counts as now.
             let at = Now::new(d.at_ms.min(now_ms.saturating_add(self.horizon_ms())));
             let e = self.map.entry(d.key).or_default();
-            e.count_in(&at, d.requests, d.credits);
+            e.count_in(&at, d.mask, d.requests, d.credits);
             e.mask |= d.mask;
         }
     }

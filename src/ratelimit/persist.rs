@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::entry::{Entry, Now};
-use super::window::{Cal, Ring, RING};
+use super::window::{Cal, Ring, DAY, HOUR, MIN, MONTH, RING};
 use super::Limiter;
 
 pub const MAGIC: &[u8; 4] = b"KWRL";
@@ -111,19 +111,19 @@ fn decode_record(p: &[u8], now: &Now) -> Option<(u64, Entry)> {
     let mut buckets = Vec::new();
     if flags & 1 != 0 {
         r.ring(&mut buckets)?;
-        e.min.advance(now.min);
+        e.rings[MIN].advance(now.id[MIN]);
         buckets
             .drain(..)
-            .filter(|b| b.0 <= now.min)
-            .for_each(|(a, n)| e.min.add(a, n));
+            .filter(|b| b.0 <= now.id[MIN])
+            .for_each(|(a, n)| e.rings[MIN].add(a, n));
     }
     if flags & 2 != 0 {
         r.ring(&mut buckets)?;
-        e.hour.advance(now.hour);
+        e.rings[HOUR].advance(now.id[HOUR]);
         buckets
             .drain(..)
-            .filter(|b| b.0 <= now.hour)
-            .for_each(|(a, n)| e.hour.add(a, n));
+            .filter(|b| b.0 <= now.id[HOUR])
+            .for_each(|(a, n)| e.rings[HOUR].add(a, n));
     }
     // Calendar counters of an ended period read as zero: they are dropped by `Cal::add`.
     let mut cal = |bit: u8, c: &mut Cal, id: i64| -> Option<()> {
@@ -135,10 +135,10 @@ fn decode_record(p: &[u8], now: &Now) -> Option<(u64, Entry)> {
         }
         Some(())
     };
-    cal(4, &mut e.day, now.day)?;
-    cal(8, &mut e.month, now.month)?;
-    cal(16, &mut e.cday, now.day)?;
-    cal(32, &mut e.cmonth, now.month)?;
+    cal(4, &mut e.day, now.id[DAY])?;
+    cal(8, &mut e.month, now.id[MONTH])?;
+    cal(16, &mut e.cday, now.id[DAY])?;
+    cal(32, &mut e.cmonth, now.id[MONTH])?;
     if flags & 64 != 0 {
         e.clife = r.u64()?;
     }
@@ -165,19 +165,19 @@ impl Limiter {
             p.clear();
             p.extend_from_slice(&key.to_le_bytes());
             p.push(0);
-            if e.min.count_at(now.min) > 0 {
+            if e.rings[MIN].count_at(now.id[MIN]) > 0 {
                 flags |= 1;
-                put_ring(&mut p, &e.min, now.min);
+                put_ring(&mut p, &e.rings[MIN], now.id[MIN]);
             }
-            if e.hour.count_at(now.hour) > 0 {
+            if e.rings[HOUR].count_at(now.id[HOUR]) > 0 {
                 flags |= 2;
-                put_ring(&mut p, &e.hour, now.hour);
+                put_ring(&mut p, &e.rings[HOUR], now.id[HOUR]);
             }
             for (bit, c, id) in [
-                (4, &e.day, now.day),
-                (8, &e.month, now.month),
-                (16, &e.cday, now.day),
-                (32, &e.cmonth, now.month),
+                (4, &e.day, now.id[DAY]),
+                (8, &e.month, now.id[MONTH]),
+                (16, &e.cday, now.id[DAY]),
+                (32, &e.cmonth, now.id[MONTH]),
             ] {
                 if c.count_at(id) > 0 {
                     flags |= bit;
@@ -270,11 +270,11 @@ impl Limiter {
     fn merge(&mut self, key: u64, s: Entry, now: &Now) {
         let e = self.map.entry(key).or_default();
         e.advance(now);
-        for (a, n) in s.min.iter() {
-            e.min.add(a, n);
+        for (a, n) in s.rings[MIN].iter() {
+            e.rings[MIN].add(a, n);
         }
-        for (a, n) in s.hour.iter() {
-            e.hour.add(a, n);
+        for (a, n) in s.rings[HOUR].iter() {
+            e.rings[HOUR].add(a, n);
         }
         e.day.add(s.day.id, s.day.n);
         e.month.add(s.month.id, s.month.n);

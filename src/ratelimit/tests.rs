@@ -195,6 +195,37 @@ fn reload_swaps_limits_not_counters() {
 }
 
 #[test]
+fn a_window_counts_while_the_key_is_limited_by_it() {
+    let mut l = Limiter::new(
+        0,
+        LimiterConfig {
+            shards: 1,
+            sync_interval_ms: 10,
+        },
+    );
+    let k = key_handle("key_lazy");
+    for i in 0..5 {
+        assert!(matches!(
+            l.admit(k, &[lim(10, Minute)], None, 1, T0 + i),
+            Admission::Admitted(_)
+        ));
+    }
+    // A reload adds 3/h: the hour starts counting now; the minute goes on from 5.
+    let both = [lim(10, Minute), lim(3, Hour)];
+    let ok = (0..10)
+        .filter(|i| {
+            matches!(
+                l.admit(k, &both, None, 1, T0 + 10 + i),
+                Admission::Admitted(_)
+            )
+        })
+        .count();
+    assert_eq!(ok, 3);
+    let u = l.usage(k, &both, None, T0 + 100);
+    assert_eq!((u.limits[0].used, u.limits[1].used), (8, 3));
+}
+
+#[test]
 fn all_or_nothing() {
     let mut l = Limiter::new(
         0,
@@ -458,7 +489,18 @@ fn incremental_now_equals_a_fresh_one() {
         now.move_to(t);
         assert_eq!(now, Now::new(t), "at {t}");
     }
-    for t in [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX, 0] {
+    for t in [
+        i64::MIN,
+        i64::MIN + 1,
+        i64::MIN + 10,
+        i64::MIN + 60,
+        -1,
+        0,
+        i64::MAX - 60,
+        i64::MAX - 10,
+        i64::MAX,
+        0,
+    ] {
         now.move_to(t);
         assert_eq!(now, Now::new(t));
     }

@@ -3,6 +3,14 @@
 
 use crate::keys::model::Window;
 
+/// Indices of the windows (`Window as usize`) in `Now::id` and, for the sliding ones, in
+/// `Entry::rings`.
+pub const SEC: usize = Window::Second as usize;
+pub const MIN: usize = Window::Minute as usize;
+pub const HOUR: usize = Window::Hour as usize;
+pub const DAY: usize = Window::Day as usize;
+pub const MONTH: usize = Window::Month as usize;
+
 /// Sub-buckets per sliding window; a ring keeps one more (the current, partial one).
 pub const SUB: i64 = 20;
 /// Ring length: `SUB` full buckets + the current one.
@@ -49,18 +57,27 @@ impl Ring {
         }
         let n = abs.saturating_sub(self.head);
         if n >= RING as i64 {
-            self.b = [0; RING];
-            self.total = 0;
-            self.hs = Self::slot(abs);
-        } else {
-            let mut s = self.hs;
-            for _ in 0..n {
-                s = if s + 1 == RING { 0 } else { s + 1 };
-                self.total = self.total.saturating_sub(u64::from(self.b[s]));
-                self.b[s] = 0;
-            }
-            self.hs = s;
+            self.restart(abs);
+            return;
         }
+        let mut s = self.hs;
+        for _ in 0..n {
+            s = if s + 1 == RING { 0 } else { s + 1 };
+            self.total = self.total.saturating_sub(u64::from(self.b[s]));
+            self.b[s] = 0;
+        }
+        self.hs = s;
+        self.head = abs;
+    }
+
+    /// Empties the ring with its head at `abs` (the window has passed since the last count).
+    /// Out of line: its division must not be hoisted into the request path.
+    #[cold]
+    #[inline(never)]
+    fn restart(&mut self, abs: i64) {
+        self.b = [0; RING];
+        self.total = 0;
+        self.hs = Self::slot(abs);
         self.head = abs;
     }
 
