@@ -4,6 +4,17 @@ use super::window::days_from_civil;
 use super::*;
 use crate::keys::model::Window::*;
 
+/// Shard `shard` of a gateway of `shards`, syncing every 10 ms.
+fn limiter(shard: usize, shards: usize) -> Limiter {
+    Limiter::new(
+        shard,
+        LimiterConfig {
+            shards,
+            sync_interval_ms: 10,
+        },
+    )
+}
+
 fn lim(count: u64, window: Window) -> LimitSpec {
     LimitSpec { count, window }
 }
@@ -143,13 +154,7 @@ fn skewed_traffic_stays_within_bound() {
 #[test]
 fn no_double_burst_at_window_edges() {
     for (w, count) in [(Second, 50u64), (Minute, 300), (Hour, 1000)] {
-        let mut l = Limiter::new(
-            0,
-            LimiterConfig {
-                shards: 1,
-                sync_interval_ms: 10,
-            },
-        );
+        let mut l = limiter(0, 1);
         let k = key_handle("edge");
         let ms = w.seconds() as i64 * 1000;
         let edge = (T0 / ms + 1) * ms; // a fixed-window boundary
@@ -171,13 +176,7 @@ fn no_double_burst_at_window_edges() {
 
 #[test]
 fn reload_swaps_limits_not_counters() {
-    let mut l = Limiter::new(
-        0,
-        LimiterConfig {
-            shards: 1,
-            sync_interval_ms: 10,
-        },
-    );
+    let mut l = limiter(0, 1);
     let k = key_handle("key_reload");
     for i in 0..40 {
         assert!(matches!(
@@ -196,13 +195,7 @@ fn reload_swaps_limits_not_counters() {
 
 #[test]
 fn a_window_counts_while_the_key_is_limited_by_it() {
-    let mut l = Limiter::new(
-        0,
-        LimiterConfig {
-            shards: 1,
-            sync_interval_ms: 10,
-        },
-    );
+    let mut l = limiter(0, 1);
     let k = key_handle("key_lazy");
     for i in 0..5 {
         assert!(matches!(
@@ -227,13 +220,7 @@ fn a_window_counts_while_the_key_is_limited_by_it() {
 
 #[test]
 fn all_or_nothing() {
-    let mut l = Limiter::new(
-        0,
-        LimiterConfig {
-            shards: 1,
-            sync_interval_ms: 10,
-        },
-    );
+    let mut l = limiter(0, 1);
     let k = key_handle("key_aon");
     let spec = [lim(10, Second), lim(5, Minute)];
     let ok = (0..8)
@@ -258,13 +245,7 @@ fn all_or_nothing() {
 
 #[test]
 fn credits_spent_by_cost_and_refilled_on_the_calendar() {
-    let mut l = Limiter::new(
-        0,
-        LimiterConfig {
-            shards: 1,
-            sync_interval_ms: 10,
-        },
-    );
+    let mut l = limiter(0, 1);
     let k = key_handle("key_credits");
     let jan31 = days_from_civil(2026, 1, 31) * 86_400_000 + 3_600_000 * 23;
     let c = CreditSpec {
@@ -304,13 +285,7 @@ fn credits_spent_by_cost_and_refilled_on_the_calendar() {
 
 #[test]
 fn retry_after_is_never_before_t_and_is_honest() {
-    let mut l = Limiter::new(
-        0,
-        LimiterConfig {
-            shards: 1,
-            sync_interval_ms: 10,
-        },
-    );
+    let mut l = limiter(0, 1);
     let k = key_handle("key_retry");
     let spec = [
         lim(7, Second),
@@ -344,228 +319,6 @@ fn retry_after_is_never_before_t_and_is_honest() {
 }
 
 #[test]
-fn persistence_round_trip_and_corruption() {
-    let mut a = Limiter::new(
-        0,
-        LimiterConfig {
-            shards: 2,
-            sync_interval_ms: 10,
-        },
-    );
-    let spec = [
-        lim(1000, Minute),
-        lim(5000, Hour),
-        lim(9000, Day),
-        lim(90_000, Month),
-    ];
-    let c = CreditSpec {
-        total: 100,
-        refill: Some(lim(100, Day)),
-    };
-    for i in 0..50u64 {
-        let k = key_handle(&format!("key_{i}"));
-        for j in 0..=i as i64 {
-            let _ = a.admit(k, &spec, Some(&c), 2, T0 + j * 997);
-        }
-    }
-    let now = T0 + 60_000;
-    let mut file = Vec::new();
-    a.encode_state(now, &mut file);
-    let mut b = Limiter::new(
-        1,
-        LimiterConfig {
-            shards: 2,
-            sync_interval_ms: 10,
-        },
-    );
-    let rep = b.restore_state(&file, now);
-    assert!(rep.is_clean(), "{rep}");
-    assert_eq!(rep.records_read, 50);
-    for i in 0..50u64 {
-        let k = key_handle(&format!("key_{i}"));
-        assert_eq!(
-            a.usage(k, &spec, Some(&c), now),
-            b.usage(k, &spec, Some(&c), now)
-        );
-    }
-    // One flipped byte inside the first record: that record only is skipped.
-    let mut bad = file.clone();
-    bad[24 + 12] ^= 0x40;
-    let rep = Limiter::new(
-        0,
-        LimiterConfig {
-            shards: 1,
-            sync_interval_ms: 10,
-        },
-    )
-    .restore_state(&bad, now);
-    assert_eq!((rep.records_read, rep.records_skipped), (49, 1), "{rep}");
-    // Truncated: what precedes the cut is read.
-    let rep = Limiter::new(
-        0,
-        LimiterConfig {
-            shards: 1,
-            sync_interval_ms: 10,
-        },
-    )
-    .restore_state(&file[..file.len() / 2], now);
-    assert!(
-        rep.records_read > 0 && rep.records_read < 50 && !rep.problems.is_empty(),
-        "{rep}"
-    );
-    // Garbage of every length, bad version, empty: never a panic, never a refusal.
-    let mut x = Limiter::new(
-        0,
-        LimiterConfig {
-            shards: 1,
-            sync_interval_ms: 10,
-        },
-    );
-    for n in 0..200 {
-        let junk: Vec<u8> = (0..n).map(|i| (i * 37 + n) as u8).collect();
-        let _ = x.restore_state(&junk, now);
-        let mut f = file.clone();
-        f.truncate(24 + n);
-        let _ = x.restore_state(&f, now);
-    }
-    let mut v2 = file.clone();
-    v2[4] = 2;
-    let crc = crc32fast::hash(&v2[..20]).to_le_bytes();
-    v2[20..24].copy_from_slice(&crc);
-    assert!(x.restore_state(&v2, now).problems[0].contains("version 2"));
-    // A file from yesterday: the day counters are gone, the month's stay.
-    let mut y = Limiter::new(
-        0,
-        LimiterConfig {
-            shards: 1,
-            sync_interval_ms: 10,
-        },
-    );
-    y.restore_state(&file, now + 86_400_000);
-    let u = y.usage(key_handle("key_49"), &spec, None, now + 86_400_000);
-    assert_eq!((u.limits[2].used, u.limits[3].used), (0, 50));
-}
-
-#[test]
-fn eviction_forgets_idle_keys_only() {
-    let mut sim = Sim::new(2, 10);
-    let short = key_handle("key_short");
-    let long = key_handle("key_long");
-    let _ = sim.shards[0].admit(short, &[lim(5, Second)], None, 1, T0);
-    let _ = sim.shards[0].admit(long, &[lim(5, Second), lim(50, Hour)], None, 1, T0);
-    for t in T0..T0 + 30 {
-        sim.tick(t);
-    }
-    assert_eq!((sim.shards[0].len(), sim.shards[1].len()), (2, 2));
-    for s in &mut sim.shards {
-        s.evict_idle(T0 + 2_000);
-        assert_eq!(s.len(), 1);
-        s.evict_idle(T0 + 3_800_000);
-        assert!(s.is_empty());
-    }
-}
-
-#[test]
-fn incremental_now_equals_a_fresh_one() {
-    use super::entry::Now;
-    // Steps of every size, backwards too, across bucket, hour, day and month edges.
-    let feb_end = days_from_civil(2026, 3, 1) * 86_400_000 - 3;
-    let mut now = Now::new(T0);
-    let mut t = T0;
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for i in 0..200_000 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let step = match i % 7 {
-            0 => (x % 7) as i64 - 3,
-            1 => (x % 120) as i64,
-            2 => (x % 7_000) as i64 - 1_000,
-            3 => (x % 400_000) as i64,
-            4 => (x % (3 * 86_400_000)) as i64 - 86_400_000,
-            _ => 1,
-        };
-        t = if i == 100_000 { feb_end } else { t + step };
-        now.move_to(t);
-        assert_eq!(now, Now::new(t), "at {t}");
-    }
-    for t in [
-        i64::MIN,
-        i64::MIN + 1,
-        i64::MIN + 10,
-        i64::MIN + 60,
-        -1,
-        0,
-        i64::MAX - 60,
-        i64::MAX - 10,
-        i64::MAX,
-        0,
-    ] {
-        now.move_to(t);
-        assert_eq!(now, Now::new(t));
-    }
-}
-
-#[test]
-fn handles_are_stable() {
-    assert_eq!(key_handle("key_abc"), key_handle("key_abc"));
-    assert_ne!(key_handle("key_abc"), key_handle("key_abd"));
-    // Pinned: persisted state is keyed by it, so it must never change.
-    assert_eq!(key_handle("key_abc"), 0x6c4d_49a5_06df_95fb);
-}
-
-#[test]
-fn extreme_inputs_do_not_panic() {
-    let mut l = Limiter::new(
-        0,
-        LimiterConfig {
-            shards: 0,
-            sync_interval_ms: 0,
-        },
-    );
-    let specs = [
-        lim(0, Second),
-        lim(u64::MAX, Minute),
-        lim(1, Month),
-        lim(3, Day),
-    ];
-    let c = CreditSpec {
-        total: u64::MAX,
-        refill: Some(lim(0, Hour)),
-    };
-    for t in [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX] {
-        for cost in [0, 1, u64::MAX] {
-            let a = l.admit(7, &specs, Some(&c), cost, t);
-            let _ = l.admit(8, &specs[1..], None, cost, t);
-            let mut out = Vec::new();
-            write_headers(HeaderMode::Ietf, &a, &mut out);
-            let _ = l.usage(7, &specs, Some(&c), t);
-        }
-        let mut d = Vec::new();
-        l.drain_deltas(t, &mut d);
-        let far = [Delta {
-            key: 9,
-            at_ms: t,
-            requests: u32::MAX,
-            credits: u64::MAX,
-            mask: 255,
-        }];
-        l.apply_remote(1, &far, t);
-        let mut f = Vec::new();
-        l.encode_state(t, &mut f);
-        let _ = Limiter::new(
-            0,
-            LimiterConfig {
-                shards: 1,
-                sync_interval_ms: 10,
-            },
-        )
-        .restore_state(&f, t);
-        l.evict_idle(t);
-    }
-}
-
-#[test]
 fn one_busy_shard_of_four_fills_the_window() {
     let mut sim = Sim::new(4, 10);
     let mut times = drive(&mut sim, &[lim(100, Second)], &[10, 0, 0, 0], T0, 5000);
@@ -579,13 +332,7 @@ fn one_busy_shard_of_four_fills_the_window() {
 
 #[test]
 fn the_reported_quota_is_the_most_constraining_limit() {
-    let mut l = Limiter::new(
-        0,
-        LimiterConfig {
-            shards: 1,
-            sync_interval_ms: 10,
-        },
-    );
+    let mut l = limiter(0, 1);
     let k = key_handle("key_tight");
     let spec = [lim(100, Second), lim(1000, Minute)];
     // 90 of 100/s used (10% left) against 90 of 1000/min (91% left): the second-based one is
@@ -605,5 +352,7 @@ fn the_reported_quota_is_the_most_constraining_limit() {
     assert_eq!((q.limit, q.remaining), (lim(10, Minute), 9));
 }
 
+#[path = "tests_state.rs"]
+mod state;
 #[path = "tests_wait.rs"]
 mod wait;
