@@ -361,7 +361,7 @@ impl Limiter {
             self.retag(now_ms);
         }
         let (now, tag, horizon_ms) = (&self.now, self.tag, self.horizon_ms());
-        let next_tick_ms = self.tag_end.saturating_sub(now_ms).max(1);
+        let tag_end = self.tag_end;
         let e = self.map.entry(key).or_default();
         let (own_req, own_cred) = if others > 0 {
             e.own_recent(tag)
@@ -369,20 +369,23 @@ impl Limiter {
             (0, 0)
         };
         // Room kept for the other shards' unseen admissions: as many as ours in the horizon.
-        let reserve = others.saturating_mul(own_req);
+        let (reserve, credit_reserve) = (
+            others.saturating_mul(own_req),
+            others.saturating_mul(own_cred),
+        );
         let tight = || Tight {
             reserve,
-            credit_reserve: others.saturating_mul(own_cred),
+            credit_reserve,
             may_wait,
             horizon_ms,
-            next_tick_ms,
+            next_tick_ms: tag_end.saturating_sub(now_ms).max(1),
         };
         let cred = match credits {
             Some(c) => {
                 let want = e
                     .credits_used(c.window(), now)
                     .saturating_add(cost)
-                    .saturating_add(others.saturating_mul(own_cred));
+                    .saturating_add(credit_reserve);
                 if want > c.budget() {
                     return tight().answer(e, limits, credits, cost, now);
                 }
