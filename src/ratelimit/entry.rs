@@ -29,6 +29,8 @@ pub struct Entry {
     pub cmonth: Cal,
     pub clife: u64,
     pub own: [OwnSlot; OWN_SLOTS],
+    /// The newest tag of the own slots: when it is out of the horizon, so are all the others.
+    pub own_tag: i64,
     pub pend_req: u32,
     pub pend_cred: u64,
     pub pend_ms: i64,
@@ -229,6 +231,12 @@ impl Entry {
     #[inline]
     pub fn own_recent(&self, tag: i64) -> (u64, u64) {
         let mut r = (0, 0);
+        // A key admitted here less than once per horizon (most keys) skips the scan: every
+        // slot's tag is at most `own_tag`, so none is within the horizon either. (Wrapping:
+        // only tags ~2^63 apart, out of any clock's reach, could be misjudged.)
+        if tag.wrapping_sub(self.own_tag) >= OWN_SLOTS as i64 {
+            return r;
+        }
         for s in &self.own {
             // `s.tag` in `tag - OWN_SLOTS + 1 ..= tag`, as one unsigned compare.
             if (tag.wrapping_sub(s.tag) as u64) < OWN_SLOTS as u64 {
@@ -251,6 +259,7 @@ impl Entry {
         }
         s.req = s.req.saturating_add(1);
         s.cred = s.cred.saturating_add(cred);
+        self.own_tag = self.own_tag.max(tag);
         self.pend_req = self.pend_req.saturating_add(1);
         self.pend_cred = self.pend_cred.saturating_add(cred);
     }

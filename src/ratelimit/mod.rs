@@ -13,6 +13,8 @@ pub mod window;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use strength_reduce::StrengthReducedU64;
+
 use crate::keys::model::{LimitSpec, Window};
 use entry::{Entry, Now};
 use window::{bucket_ms, ceil_s};
@@ -56,6 +58,9 @@ impl Hasher for IdHasher {
     }
 }
 type Map = HashMap<KeyHandle, Entry, BuildHasherDefault<IdHasher>>;
+
+/// Shards a limiter accounts for at most (the configuration allows far fewer).
+const MAX_SHARDS: usize = 1 << 16;
 
 #[derive(Clone, Copy, Debug)]
 pub struct LimiterConfig {
@@ -144,12 +149,15 @@ pub struct Limiter {
     shard: usize,
     shards: u64,
     sync_ms: i64,
+    /// `sync_ms` as a multiply-and-shift divisor: `retag` divides whenever the clock has
+    /// left the slot (on every call, for calls further apart than `sync_ms`).
+    sync_div: StrengthReducedU64,
     map: Map,
     dirty: Vec<KeyHandle>,
     now: Now,
-    /// `now_ms / sync_ms` of the last call and the ms its slot ends: kept up to date by
-    /// steps, so the request path divides only after a jump.
+    /// `now_ms / sync_ms` of the last call, and its slot `[tag_start, tag_end)` in ms.
     tag: i64,
+    tag_start: i64,
     tag_end: i64,
 }
 
@@ -288,14 +296,17 @@ impl Tight {
 
 impl Limiter {
     pub fn new(shard: usize, config: LimiterConfig) -> Limiter {
+        let sync_ms = config.sync_interval_ms.clamp(1, 60_000);
         Limiter {
             shard,
-            shards: config.shards.max(1) as u64,
-            sync_ms: config.sync_interval_ms.clamp(1, 60_000) as i64,
+            shards: config.shards.clamp(1, MAX_SHARDS) as u64,
+            sync_ms: sync_ms as i64,
+            sync_div: StrengthReducedU64::new(sync_ms),
             map: Map::default(),
             dirty: Vec::new(),
             now: Now::new(0),
             tag: 0,
+            tag_start: 0,
             tag_end: 0,
         }
     }
@@ -355,9 +366,7 @@ impl Limiter {
             self.now.move_to(now_ms);
         }
         let others = self.shards - 1;
-        if others > 0
-            && !(now_ms < self.tag_end && now_ms >= self.tag_end.saturating_sub(self.sync_ms))
-        {
+        if others > 0 && !(now_ms >= self.tag_start && now_ms < self.tag_end) {
             self.retag(now_ms);
         }
         let (now, tag, horizon_ms) = (&self.now, self.tag, self.horizon_ms());
@@ -368,14 +377,13 @@ impl Limiter {
         } else {
             (0, 0)
         };
-        // Room kept for the other shards' unseen admissions: as many as ours in the horizon.
-        let (reserve, credit_reserve) = (
-            others.saturating_mul(own_req),
-            others.saturating_mul(own_cred),
-        );
+        // Room kept for the other shards' unseen admissions: as many as ours in the horizon
+        // (`own_req` < 2^34 and `others` < 2^16: the product cannot overflow).
+        let reserve = others * own_req;
+        let credit_reserve = || others.saturating_mul(own_cred);
         let tight = || Tight {
             reserve,
-            credit_reserve,
+            credit_reserve: credit_reserve(),
             may_wait,
             horizon_ms,
             next_tick_ms: tag_end.saturating_sub(now_ms).max(1),
@@ -385,7 +393,7 @@ impl Limiter {
                 let want = e
                     .credits_used(c.window(), now)
                     .saturating_add(cost)
-                    .saturating_add(credit_reserve);
+                    .saturating_add(credit_reserve());
                 if want > c.budget() {
                     return tight().answer(e, limits, credits, cost, now);
                 }
@@ -437,16 +445,25 @@ impl Limiter {
         }
     }
 
-    /// Moves the reconciliation slot (`tag`) to `now_ms`: one step forward without dividing.
+    /// Moves the reconciliation slot (`tag`) to the one holding `now_ms`.
     #[inline]
     fn retag(&mut self, now_ms: i64) {
-        if now_ms >= self.tag_end && now_ms < self.tag_end.saturating_add(self.sync_ms) {
-            self.tag += 1;
-            self.tag_end = self.tag_end.saturating_add(self.sync_ms);
+        if now_ms >= 0 {
+            self.tag = (now_ms as u64 / self.sync_div) as i64;
+            // At most `now_ms`: no overflow.
+            self.tag_start = self.tag * self.sync_ms;
         } else {
-            self.tag = now_ms.div_euclid(self.sync_ms);
-            self.tag_end = self.tag.saturating_add(1).saturating_mul(self.sync_ms);
+            self.retag_negative(now_ms);
         }
+        self.tag_end = self.tag_start.saturating_add(self.sync_ms);
+    }
+
+    /// A clock before 1970: only reachable by a broken clock or a test.
+    #[cold]
+    #[inline(never)]
+    fn retag_negative(&mut self, now_ms: i64) {
+        self.tag = now_ms.div_euclid(self.sync_ms);
+        self.tag_start = self.tag.saturating_mul(self.sync_ms);
     }
 
     /// Per-key deltas counted here since the last call (`out` is cleared first and reused).

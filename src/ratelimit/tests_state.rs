@@ -130,6 +130,43 @@ fn incremental_now_equals_a_fresh_one() {
 }
 
 #[test]
+fn own_recent_equals_a_scan_of_the_slots() {
+    use super::entry::{Entry, OWN_SLOTS};
+    // The shortcut for keys not admitted within the horizon must answer as the scan does,
+    // whatever order the tags come in (a clock stepped back included).
+    let scan = |e: &Entry, tag: i64| {
+        e.own
+            .iter()
+            .filter(|s| (0..OWN_SLOTS as i64).contains(&(tag - s.tag)))
+            .fold((0, 0), |(r, c), s| (r + u64::from(s.req), c + s.cred))
+    };
+    let mut e = Entry::default();
+    let (mut x, mut tag, mut skipped) = (0x9e37_79b9_7f4a_7c15u64, 1_000i64, 0);
+    for i in 0..20_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        tag += match x % 16 {
+            0 => -3,
+            1 => 9,
+            2..=5 => 1,
+            6 => 4,
+            _ => 0,
+        };
+        if x % 3 != 0 {
+            e.record_own(tag, x % 5);
+        }
+        for q in tag - 6..tag + 8 {
+            let want = scan(&e, q);
+            assert_eq!(e.own_recent(q), want, "step {i}, tag {q}");
+            skipped += usize::from(q - e.own_tag >= OWN_SLOTS as i64);
+        }
+    }
+    // The shortcut was taken (its answer checked above), not only the scan.
+    assert!(skipped > 20_000, "{skipped}");
+}
+
+#[test]
 fn handles_are_stable() {
     assert_eq!(key_handle("key_abc"), key_handle("key_abc"));
     assert_ne!(key_handle("key_abc"), key_handle("key_abd"));
