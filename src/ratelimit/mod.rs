@@ -452,18 +452,20 @@ impl Limiter {
             self.tag = (now_ms as u64 / self.sync_div) as i64;
             // At most `now_ms`: no overflow.
             self.tag_start = self.tag * self.sync_ms;
+            self.tag_end = self.tag_start.saturating_add(self.sync_ms);
         } else {
             self.retag_negative(now_ms);
         }
-        self.tag_end = self.tag_start.saturating_add(self.sync_ms);
     }
 
-    /// A clock before 1970: only reachable by a broken clock or a test.
+    /// A clock before 1970: only reachable by a broken clock or a test. (The slot's start
+    /// saturates at `i64::MIN`; its end, above `now_ms`, cannot overflow.)
     #[cold]
     #[inline(never)]
     fn retag_negative(&mut self, now_ms: i64) {
         self.tag = now_ms.div_euclid(self.sync_ms);
         self.tag_start = self.tag.saturating_mul(self.sync_ms);
+        self.tag_end = (self.tag + 1) * self.sync_ms;
     }
 
     /// Per-key deltas counted here since the last call (`out` is cleared first and reused).

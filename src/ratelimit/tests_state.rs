@@ -130,6 +130,56 @@ fn incremental_now_equals_a_fresh_one() {
 }
 
 #[test]
+fn the_sync_slot_is_the_one_holding_now() {
+    // Any sync interval; a clock stepping forward and back, before 1970 and at both ends of
+    // i64: the slot is `now.div_euclid(sync)`, found by the multiply-shift divisor or not.
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    for sync in [1u64, 3, 7, 10, 16, 999, 60_000] {
+        let mut l = Limiter::new(
+            0,
+            LimiterConfig {
+                shards: 3,
+                sync_interval_ms: sync,
+            },
+        );
+        let s = sync as i64;
+        let mut t = T0;
+        let ends = [
+            i64::MIN,
+            i64::MIN + 1,
+            i64::MIN + 2,
+            -s - 1,
+            -s,
+            -1,
+            0,
+            1,
+            s - 1,
+            s,
+            i64::MAX,
+        ];
+        for i in 0..4_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            t = match i % 5 {
+                0 => ends[(x % ends.len() as u64) as usize],
+                1 => t.saturating_sub((x % 50) as i64),
+                _ => t.saturating_add((x % 40) as i64),
+            };
+            let _ = l.admit(1, &[lim(5, Second)], None, 1, t);
+            let at = format!("sync {sync} ms, now {t}");
+            assert_eq!(l.tag, t.div_euclid(s), "{at}");
+            assert_eq!(l.tag_start, l.tag.saturating_mul(s), "{at}");
+            assert_eq!(l.tag_end, l.tag.saturating_add(1).saturating_mul(s), "{at}");
+            assert!(
+                l.tag_start <= t && (t < l.tag_end || l.tag_end == i64::MAX),
+                "{at}"
+            );
+        }
+    }
+}
+
+#[test]
 fn own_recent_equals_a_scan_of_the_slots() {
     use super::entry::{Entry, OWN_SLOTS};
     // The shortcut for keys not admitted within the horizon must answer as the scan does,
