@@ -5,12 +5,20 @@
 #   keyed-10sc   10-scope plan (match on the last), limits on
 #   keyed-nolim  1-scope plan, benchmark key without a limit (limiter not called)
 # Usage: loadtest/peer/policy-limits-matrix.sh [REPS]   (default 3)
+#   VARIANTS="keyed keyed-nolim" runs only those (default: all three)
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PEER=${PEER_DIR:-$HERE/../../../shared/peer}
 REPS=${1:-3}
 RUN_ID=${RUN_ID:-kwpol-$(date -u +%Y%m%dT%H%M%S)}
 export RUN_ID QUIET_WAIT_S=${QUIET_WAIT_S:-30}
+VARIANTS=${VARIANTS:-keyed keyed-10sc keyed-nolim}
+for v in $VARIANTS; do
+    case $v in
+    keyed | keyed-10sc | keyed-nolim) ;;
+    *) echo "unknown variant '$v' in VARIANTS; use keyed, keyed-10sc or keyed-nolim" >&2 && exit 2 ;;
+    esac
+done
 cd "$PEER"
 ./run.sh start upstream >/dev/null 2>&1 || true
 run() { # LABEL ENV...
@@ -22,8 +30,12 @@ run() { # LABEL ENV...
 }
 for rep in $(seq 1 "$REPS"); do
     export REP=$rep
-    run keyed KEYWAY_PEER_SCOPES=1
-    run keyed-10sc KEYWAY_PEER_SCOPES=10
-    run keyed-nolim KEYWAY_PEER_LIMITS=off
+    for v in $VARIANTS; do
+        case $v in
+        keyed) run keyed KEYWAY_PEER_SCOPES=1 ;;
+        keyed-10sc) run keyed-10sc KEYWAY_PEER_SCOPES=10 ;;
+        keyed-nolim) run keyed-nolim KEYWAY_PEER_LIMITS=off ;;
+        esac
+    done
 done
 ./run.sh summary "$RUN_ID"
