@@ -88,6 +88,13 @@ fn eviction_forgets_idle_keys_only() {
     }
 }
 
+/// Steps a xorshift64 generator: deterministic inputs for the randomized tests.
+fn xorshift(x: &mut u64) {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+}
+
 #[test]
 fn incremental_now_equals_a_fresh_one() {
     use super::entry::Now;
@@ -97,9 +104,7 @@ fn incremental_now_equals_a_fresh_one() {
     let mut t = T0;
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for i in 0..200_000 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        xorshift(&mut x);
         let step = match i % 7 {
             0 => (x % 7) as i64 - 3,
             1 => (x % 120) as i64,
@@ -158,9 +163,7 @@ fn the_sync_slot_is_the_one_holding_now() {
             i64::MAX,
         ];
         for i in 0..4_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            xorshift(&mut x);
             t = match i % 5 {
                 0 => ends[(x % ends.len() as u64) as usize],
                 1 => t.saturating_sub((x % 50) as i64),
@@ -193,9 +196,7 @@ fn own_recent_equals_a_scan_of_the_slots() {
     let mut e = Entry::default();
     let (mut x, mut tag, mut skipped) = (0x9e37_79b9_7f4a_7c15u64, 1_000i64, 0);
     for i in 0..20_000 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        xorshift(&mut x);
         tag += match x % 16 {
             0 => -3,
             1 => 9,
