@@ -516,6 +516,23 @@ fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
+/// Malformed scopes, one per rule of the grammar: the compiler's tests and the CLI's
+/// validation tests refuse the same list.
+#[cfg(test)]
+pub(crate) const BAD_SCOPE_EXAMPLES: [&str; 11] = [
+    "GET",
+    "GET v1",
+    "get /v1",
+    "G(T /v1",
+    "GET /v1/**/x",
+    "GET /v1/a*",
+    "GET /v1//x",
+    "GET /v1 x",
+    "GET /v1?x",
+    " /v1",
+    "",
+];
+
 #[cfg(test)]
 #[path = "scope_tests.rs"]
 mod tests;
