@@ -41,11 +41,12 @@ pub enum Problem {
     UpstreamProtocol,
     Overloaded,
     ShuttingDown,
+    TooManyConnections,
 }
 
 impl Problem {
     /// Every problem, in declaration order (`ALL[p.index()] == p`).
-    pub const ALL: [Problem; 25] = {
+    pub const ALL: [Problem; 26] = {
         use Problem::*;
         [
             BadRequest,
@@ -73,6 +74,7 @@ impl Problem {
             UpstreamProtocol,
             Overloaded,
             ShuttingDown,
+            TooManyConnections,
         ]
     };
 
@@ -95,7 +97,7 @@ impl Problem {
             RateLimited | QuotaExhausted => 429,
             HeadersTooLarge => 431,
             UpstreamUnavailable | UpstreamProtocol => 502,
-            KeysUnavailable | Overloaded | ShuttingDown => 503,
+            KeysUnavailable | Overloaded | ShuttingDown | TooManyConnections => 503,
             UpstreamTimeout => 504,
             VersionNotSupported => 505,
         }
@@ -130,6 +132,7 @@ impl Problem {
             UpstreamProtocol => "upstream_protocol_error",
             Overloaded => "overloaded",
             ShuttingDown => "shutting_down",
+            TooManyConnections => "too_many_connections",
         }
     }
 
@@ -161,13 +164,19 @@ impl Problem {
             UpstreamProtocol => "Upstream sent an invalid response",
             Overloaded => "Gateway overloaded",
             ShuttingDown => "Gateway shutting down",
+            TooManyConnections => "Too many connections",
         }
     }
 
     pub fn fault(self) -> Fault {
         match self.status() {
             500..=599 if self == Problem::KeysUnavailable => Fault::Internal,
-            500..=599 if self == Problem::Overloaded || self == Problem::ShuttingDown => {
+            500..=599
+                if matches!(
+                    self,
+                    Problem::Overloaded | Problem::ShuttingDown | Problem::TooManyConnections
+                ) =>
+            {
                 Fault::Internal
             }
             500..=599 => Fault::Upstream,
@@ -188,6 +197,7 @@ impl Problem {
                 | VersionNotSupported
                 | MethodNotAllowed
                 | BodyTooLarge
+                | TooManyConnections
         )
     }
 }

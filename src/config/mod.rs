@@ -88,6 +88,14 @@ pub struct Limits {
     pub max_head_bytes: usize,
     pub max_headers: usize,
     pub max_body_bytes: u64,
+    /// Slowest a request body may arrive once `timeouts.body_grace` has passed, in bytes per
+    /// second: a trickled body costs only its own connection, never an upstream one.
+    pub min_body_rate: u64,
+    /// Open client connections one shard serves at most; past it new ones get 503 and close.
+    pub max_connections_per_shard: usize,
+    /// Open client connections from one address, gateway-wide (each shard allows its share,
+    /// rounded up). A trusted proxy's connections count for the client it forwards.
+    pub max_connections_per_ip: usize,
 }
 
 /// `[timeouts]`: all strictly positive.
@@ -99,6 +107,10 @@ pub struct Timeouts {
     pub upstream_connect: Duration,
     pub upstream_response: Duration,
     pub drain: Duration,
+    /// How long a request body may arrive below `limits.min_body_rate` before it is refused.
+    pub body_grace: Duration,
+    /// How long a response write may stay blocked on a client that does not read.
+    pub client_write: Duration,
 }
 
 /// `[upstreams.NAME]`: a named group of backend servers.
@@ -185,6 +197,9 @@ impl Default for Limits {
             max_head_bytes: 16384,
             max_headers: 100,
             max_body_bytes: 10 << 20,
+            min_body_rate: 1024,
+            max_connections_per_shard: 16384,
+            max_connections_per_ip: 1024,
         }
     }
 }
@@ -237,6 +252,8 @@ impl Default for Timeouts {
             upstream_connect: Duration::from_secs(2),
             upstream_response: Duration::from_secs(30),
             drain: Duration::from_secs(10),
+            body_grace: Duration::from_secs(10),
+            client_write: Duration::from_secs(30),
         }
     }
 }

@@ -69,6 +69,9 @@ pub struct RawLimits {
     pub max_head_bytes: Opt<Quantity>,
     pub max_headers: Opt<Quantity>,
     pub max_body_bytes: Opt<Quantity>,
+    pub min_body_rate: Opt<Quantity>,
+    pub max_connections_per_shard: Opt<Quantity>,
+    pub max_connections_per_ip: Opt<Quantity>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -94,6 +97,8 @@ pub struct RawTimeouts {
     pub upstream_connect: Opt<Quantity>,
     pub upstream_response: Opt<Quantity>,
     pub drain: Opt<Quantity>,
+    pub body_grace: Opt<Quantity>,
+    pub client_write: Opt<Quantity>,
 }
 
 #[derive(Debug, Deserialize)]

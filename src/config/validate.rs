@@ -231,15 +231,27 @@ fn limits(raw: &RawLimits, cx: &Ctx) -> Result<Limits, ConfigError> {
     if let Some(q) = &raw.max_head_bytes {
         l.max_head_bytes = as_usize("limits.max_head_bytes", q)?;
     }
-    if let Some(q) = &raw.max_headers {
+    let count = |key: &str, q: &Spanned<Quantity>| -> Result<usize, ConfigError> {
         if let Quantity::Str(s) = q.get_ref() {
             return Err(cx.err(
                 &q.span(),
-                format!("limits.max_headers {s:?} is not a count"),
+                format!("{key} {s:?} is not a count"),
                 "write a whole number such as 100",
             ));
         }
-        l.max_headers = as_usize("limits.max_headers", q)?;
+        as_usize(key, q)
+    };
+    if let Some(q) = &raw.max_headers {
+        l.max_headers = count("limits.max_headers", q)?;
+    }
+    if let Some(q) = &raw.max_connections_per_shard {
+        l.max_connections_per_shard = count("limits.max_connections_per_shard", q)?;
+    }
+    if let Some(q) = &raw.max_connections_per_ip {
+        l.max_connections_per_ip = count("limits.max_connections_per_ip", q)?;
+    }
+    if let Some(q) = &raw.min_body_rate {
+        l.min_body_rate = cx.size("limits.min_body_rate", q)?;
     }
     if let Some(q) = &raw.max_body_bytes {
         l.max_body_bytes = cx.size("limits.max_body_bytes", q)?;
@@ -264,7 +276,7 @@ fn limits(raw: &RawLimits, cx: &Ctx) -> Result<Limits, ConfigError> {
 
 fn timeouts(raw: &RawTimeouts, cx: &Ctx) -> Result<Timeouts, ConfigError> {
     let mut t = Timeouts::default();
-    let fields: [(&str, &Opt<Quantity>, &mut Duration); 6] = [
+    let fields: [(&str, &Opt<Quantity>, &mut Duration); 8] = [
         ("timeouts.head", &raw.head, &mut t.head),
         ("timeouts.body_idle", &raw.body_idle, &mut t.body_idle),
         (
@@ -283,6 +295,8 @@ fn timeouts(raw: &RawTimeouts, cx: &Ctx) -> Result<Timeouts, ConfigError> {
             &mut t.upstream_response,
         ),
         ("timeouts.drain", &raw.drain, &mut t.drain),
+        ("timeouts.body_grace", &raw.body_grace, &mut t.body_grace),
+        ("timeouts.client_write", &raw.client_write, &mut t.client_write),
     ];
     for (key, q, slot) in fields {
         if let Some(q) = q {

@@ -6,8 +6,9 @@ use super::client::ReadBuf;
 use super::heads::{
     client_framing, write_request_head, write_response_head, ClientFraming, Forwarding, ToClient,
 };
-use super::relay::{relay_body, RelayError};
-use super::{refuse, Conn, Finished, RequestId};
+use super::client::Pace;
+use super::relay::{relay_body, RelayError, Upstream};
+use super::{Conn, Finished, RequestId};
 use crate::error::Problem;
 use crate::http::chunked::{ChunkedDecoder, LAST_CHUNK};
 use crate::http::response::ResponseHead;
@@ -41,6 +42,8 @@ enum SendError {
     Upstream,
     ClientGone,
     ClientTimeout,
+    /// The body arrived below `limits.min_body_rate` past `timeouts.body_grace`.
+    ClientTooSlow,
     TooLarge,
     BadChunk(&'static str),
 }
@@ -92,32 +95,6 @@ pub(super) async fn forward(
         max_body,
     };
 
-    let mut lease = match pool.checkout(Instant::now()).await {
-        Ok(lease) => lease,
-        Err(e) => {
-            let (problem, kind, detail) = match e {
-                PoolError::Overloaded => (
-                    Problem::Overloaded,
-                    UpstreamErrorKind::Overloaded,
-                    "every upstream connection is busy and the wait queue is full; retry later",
-                ),
-                PoolError::ConnectTimeout => (
-                    Problem::UpstreamTimeout,
-                    UpstreamErrorKind::Timeout,
-                    "connecting to the upstream timed out",
-                ),
-                PoolError::Connect(_) => (
-                    Problem::UpstreamUnavailable,
-                    UpstreamErrorKind::Connect,
-                    "the upstream refused the connection",
-                ),
-            };
-            ctx.metrics.borrow_mut().upstream_error(upstream, kind);
-            return refuse(ctx, conn, problem, detail, Some(route), true).await;
-        }
-    };
-    let _ = lease.stream.set_write_timeout(Some(response_timeout));
-
     // The upstream head is written while the client's head bytes are still buffered.
     conn.out.clear();
     write_request_head(
@@ -147,11 +124,53 @@ pub(super) async fn forward(
         return aborted(route);
     }
 
+    // A body is buffered before an upstream connection is taken: a client that trickles its
+    // body holds only its own connection. Then it must keep `limits.min_body_rate`.
+    let limits = &shared.config.limits;
+    let mut pace = Pace::new(Instant::now(), t.body_grace, limits.min_body_rate, t.body_idle);
+    pace.received(conn.rb.pending().len());
+    if req.framing != Framing::None {
+        if let Err(e) = buffer_body(conn, &req, &mut pace).await {
+            return refuse_body(ctx, conn, e, route, req, rid).await;
+        }
+    }
+
+    let mut lease = match pool.checkout(Instant::now()).await {
+        Ok(lease) => lease,
+        Err(e) => {
+            let (problem, kind, detail) = match e {
+                PoolError::Overloaded => (
+                    Problem::Overloaded,
+                    UpstreamErrorKind::Overloaded,
+                    "every upstream connection is busy and the wait queue is full; retry later",
+                ),
+                PoolError::ConnectTimeout => (
+                    Problem::UpstreamTimeout,
+                    UpstreamErrorKind::Timeout,
+                    "connecting to the upstream timed out",
+                ),
+                PoolError::Connect(_) => (
+                    Problem::UpstreamUnavailable,
+                    UpstreamErrorKind::Connect,
+                    "the upstream refused the connection",
+                ),
+            };
+            ctx.metrics.borrow_mut().upstream_error(upstream, kind);
+            // A body that is not read through leaves the connection out of step: close it.
+            let req = ReqInfo {
+                keep_alive: req.keep_alive && req.framing == Framing::None,
+                ..req
+            };
+            return finish_refusal(ctx, conn, problem, detail, route, req, rid).await;
+        }
+    };
+    let _ = lease.stream.set_write_timeout(Some(response_timeout));
+
     let mut retried = false;
     let upstream_started;
     loop {
         let sent_at = Instant::now();
-        match send_request(&mut lease.stream, conn, &req, t.body_idle).await {
+        match send_request(&mut lease.stream, conn, &req, &mut pace).await {
             Ok(sent) => conn.note.bytes_in = sent,
             Err(e) => {
                 let (problem, detail) = match e {
@@ -174,15 +193,7 @@ pub(super) async fn forward(
                             "the upstream connection failed while sending the request",
                         )
                     }
-                    SendError::ClientGone => return aborted(route),
-                    SendError::ClientTimeout => {
-                        (Problem::RequestTimeout, "request body not received in time")
-                    }
-                    SendError::TooLarge => (
-                        Problem::BodyTooLarge,
-                        "request body exceeds the body size limit",
-                    ),
-                    SendError::BadChunk(detail) => (Problem::BadRequest, detail),
+                    other => return refuse_body(ctx, conn, other, route, req, rid).await,
                 };
                 // The request body was not fully read: the client connection closes.
                 return finish_refusal(
@@ -271,21 +282,22 @@ pub(super) async fn forward(
     let upstream_framing = resp.framing();
     conn.up.consume(resp.head_len);
     let relayed = relay_body(
-        &mut lease.stream,
+        Upstream {
+            lease,
+            pool,
+            reusable,
+            timeout: response_timeout,
+        },
         &mut conn.stream,
         &mut conn.up,
         &mut conn.out,
         upstream_framing,
         framing,
-        response_timeout,
     )
     .await;
     match relayed {
         Ok(sent) => {
             conn.note.bytes_out = sent;
-            if reusable && conn.up.pending().is_empty() {
-                pool.checkin(lease, Instant::now());
-            }
             Finished {
                 outcome: Outcome::Proxied,
                 route: Some(route),
@@ -373,7 +385,7 @@ async fn send_request(
     up: &mut TcpStream,
     conn: &mut Conn,
     req: &ReqInfo,
-    body_idle: Duration,
+    pace: &mut Pace,
 ) -> Result<u64, SendError> {
     let out = &mut conn.out;
     let rb = &mut conn.rb;
@@ -391,7 +403,7 @@ async fn send_request(
             up.write_all(out).await.map_err(|_| SendError::Upstream)?;
             while remaining > 0 {
                 if rb.pending().is_empty() {
-                    read_client(rb, &mut conn.stream, body_idle).await?;
+                    read_client(rb, &mut conn.stream, pace).await?;
                 }
                 let k = (remaining.min(rb.pending().len() as u64)) as usize;
                 up.write_all(&rb.pending()[..k])
@@ -428,7 +440,7 @@ async fn send_request(
                     up.write_all(out).await.map_err(|_| SendError::Upstream)?;
                     out.clear();
                 }
-                read_client(rb, &mut conn.stream, body_idle).await?;
+                read_client(rb, &mut conn.stream, pace).await?;
             }
         }
     }
@@ -437,14 +449,91 @@ async fn send_request(
 async fn read_client(
     rb: &mut ReadBuf,
     stream: &mut TcpStream,
-    idle: Duration,
+    pace: &mut Pace,
 ) -> Result<(), SendError> {
-    match rb.fill(stream, idle).await {
+    let (wait, by_rate) = pace.next_wait(Instant::now());
+    let too_slow = || {
+        if by_rate {
+            SendError::ClientTooSlow
+        } else {
+            SendError::ClientTimeout
+        }
+    };
+    if wait.is_zero() {
+        return Err(too_slow());
+    }
+    match rb.fill(stream, wait).await {
         Ok(0) => Err(SendError::ClientGone),
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(SendError::ClientTimeout),
+        Ok(n) => {
+            pace.received(n);
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(too_slow()),
         Err(_) => Err(SendError::ClientGone),
     }
+}
+
+/// Reads the request body into the client buffer until it is all there or the buffer is
+/// full, so the upstream connection is taken only for a body that is ready to flow.
+async fn buffer_body(conn: &mut Conn, req: &ReqInfo, pace: &mut Pace) -> Result<(), SendError> {
+    while !conn.rb.is_full() && !body_complete(conn.rb.pending(), req.framing) {
+        read_client(&mut conn.rb, &mut conn.stream, pace).await?;
+    }
+    Ok(())
+}
+
+/// Whether `pending` holds the whole body (a malformed chunked body counts as complete: the
+/// send step reports it).
+fn body_complete(pending: &[u8], framing: Framing) -> bool {
+    match framing {
+        Framing::None => true,
+        Framing::Length(n) => pending.len() as u64 >= n,
+        Framing::Chunked => {
+            let mut decoder = ChunkedDecoder::new();
+            let mut at = 0;
+            while at < pending.len() && !decoder.is_done() {
+                match decoder.decode(&pending[at..]) {
+                    Ok(d) if d.consumed > 0 => at += d.consumed,
+                    Ok(_) => break,
+                    Err(_) => return true,
+                }
+            }
+            decoder.is_done()
+        }
+    }
+}
+
+/// The answer to a request whose body could not be read through: the connection closes.
+async fn refuse_body(
+    ctx: &ShardCtx,
+    conn: &mut Conn,
+    e: SendError,
+    route: usize,
+    req: ReqInfo,
+    rid: &RequestId,
+) -> Finished {
+    let (problem, detail) = match e {
+        SendError::ClientGone => return aborted(route),
+        SendError::ClientTimeout => (Problem::RequestTimeout, "request body not received in time"),
+        SendError::ClientTooSlow => (
+            Problem::RequestTimeout,
+            "request body arrived slower than the gateway's minimum rate; send it faster",
+        ),
+        SendError::TooLarge => (
+            Problem::BodyTooLarge,
+            "request body exceeds the body size limit",
+        ),
+        SendError::BadChunk(detail) => (Problem::BadRequest, detail),
+        SendError::Upstream => (
+            Problem::UpstreamUnavailable,
+            "the upstream connection failed while sending the request",
+        ),
+    };
+    let req = ReqInfo {
+        keep_alive: false,
+        ..req
+    };
+    finish_refusal(ctx, conn, problem, detail, route, req, rid).await
 }
 
 /// Reads the upstream's response head into `up`, skipping interim (1xx) responses.

@@ -26,8 +26,8 @@ use crate::ratelimit::{key_handle, write_headers, Admission, CreditSpec};
 use crate::reload::unix_ms;
 use crate::shard::ShardCtx;
 use account::Note;
-use client::ReadBuf;
-use futures_lite::AsyncWriteExt;
+use client::{ConnBufs, ReadBuf};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use keyinfo::{lifecycle_headers, write_key_context, SUNSET_WARNING_S};
 use std::io;
@@ -36,9 +36,14 @@ use std::rc::Rc;
 use std::time::Instant;
 
 /// Upstream read buffer size (response heads must fit; bodies pass through in pieces).
-const UPSTREAM_BUF: usize = 64 * 1024;
+pub const UPSTREAM_BUF: usize = 64 * 1024;
 
-/// A client connection and the buffers its requests reuse.
+/// What an idle connection reads its next request's first bytes into, before it takes
+/// buffers from the shard's spares (most request heads fit whole).
+const LOBBY: usize = 512;
+
+/// A client connection and the buffers its requests reuse. Between requests the buffers go
+/// back to the shard ([`Conn::park`]): an idle connection holds only this struct.
 pub struct Conn {
     pub stream: TcpStream,
     pub rb: ReadBuf,
@@ -59,6 +64,36 @@ pub struct Conn {
     pub target: Vec<u8>,
     /// This request's audit facts (kept only when the audit log is on).
     pub note: account::Note,
+    /// The client address this connection is counted for in the per-address cap.
+    counted_ip: Option<IpAddr>,
+}
+
+impl Conn {
+    /// Hands the buffers back to the shard; nothing may be pending.
+    fn park(&mut self, ctx: &ShardCtx) {
+        if self.rb.is_parked() {
+            return;
+        }
+        ctx.spares.put(ConnBufs {
+            rb: self.rb.detach(),
+            up: self.up.detach(),
+            out: std::mem::take(&mut self.out),
+            answer_lines: std::mem::take(&mut self.answer_lines),
+            identity_lines: std::mem::take(&mut self.identity_lines),
+            target: std::mem::take(&mut self.target),
+        });
+    }
+
+    /// Takes buffers from the shard, holding `first` as the bytes read so far.
+    fn unpark(&mut self, ctx: &ShardCtx, first: &[u8]) {
+        let b = ctx.spares.take();
+        self.rb.attach(b.rb, first);
+        self.up.attach(b.up, &[]);
+        self.out = b.out;
+        self.answer_lines = b.answer_lines;
+        self.identity_lines = b.identity_lines;
+        self.target = b.target;
+    }
 }
 
 /// A request id: the client's if it sent a sane one, else ours.
@@ -115,31 +150,51 @@ enum HeadRead {
 /// Serves one client connection until it closes, errs, or the shard drains.
 pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
     let peer_ip = stream.peer_addr().ok().map(|a| a.ip());
+    let limits = &ctx.shared.config.limits;
+    if ctx.metrics.borrow().connections_active >= limits.max_connections_per_shard as u64 {
+        return refuse_connection(&ctx, stream, "this gateway shard is at its connection limit").await;
+    }
+    // A trusted proxy's connection is counted for the client it forwards, at its first head.
+    let counted_ip = match peer_ip {
+        Some(ip) if !ctx.shared.trusted_proxies.iter().any(|c| c.contains(ip)) => {
+            if !ctx.admit_ip(ip) {
+                return refuse_connection(&ctx, stream, TOO_MANY_FROM_IP).await;
+            }
+            Some(ip)
+        }
+        _ => None,
+    };
     let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(ctx.shared.config.timeouts.body_idle));
+    // A write that finds the client taking nothing fails after this long (see relay.rs).
+    let _ = stream.set_write_timeout(Some(ctx.shared.config.timeouts.client_write));
     ctx.metrics.borrow_mut().connections_active += 1;
     let mut conn = Conn {
         stream,
-        rb: ReadBuf::new(ctx.shared.client_buf),
+        rb: ReadBuf::parked(),
         head: RequestHead::default(),
         peer_ip,
-        out: Vec::with_capacity(4096),
-        up: ReadBuf::new(UPSTREAM_BUF),
+        out: Vec::new(),
+        up: ReadBuf::parked(),
         resp: ResponseHead::default(),
-        answer_lines: Vec::with_capacity(256),
-        identity_lines: Vec::with_capacity(256),
+        answer_lines: Vec::new(),
+        identity_lines: Vec::new(),
         target: Vec::new(),
         note: account::Note {
             on: ctx.audit.is_some(),
             ..Default::default()
         },
+        counted_ip,
     };
     let mut first = true;
     loop {
         if ctx.draining.get() && !first {
             break;
         }
-        conn.rb.compact();
+        if conn.rb.pending().is_empty() {
+            conn.park(&ctx);
+        } else {
+            conn.rb.compact();
+        }
         conn.answer_lines.clear();
         conn.identity_lines.clear();
         conn.target.clear();
@@ -161,6 +216,22 @@ pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
             }
             HeadRead::Ready => {}
         }
+        if conn.counted_ip.is_none() && !count_forwarded_client(&ctx, &mut conn) {
+            let done = refuse(
+                &ctx,
+                &mut conn,
+                Problem::TooManyConnections,
+                TOO_MANY_FROM_IP,
+                None,
+                true,
+            )
+            .await;
+            ctx.metrics
+                .borrow_mut()
+                .request(None, Outcome::Refused(Problem::TooManyConnections), 0);
+            account::audit(&ctx, &conn.note, &done, unix_ms(), 0);
+            break;
+        }
         let started = Instant::now();
         ctx.in_flight.set(ctx.in_flight.get() + 1);
         let done = handle(&ctx, &mut conn).await;
@@ -178,15 +249,83 @@ pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
         first = false;
     }
     let _ = conn.stream.close().await;
+    conn.park(&ctx);
+    if let Some(ip) = conn.counted_ip {
+        ctx.release_ip(ip);
+    }
     ctx.metrics.borrow_mut().connections_active -= 1;
 }
 
+const TOO_MANY_FROM_IP: &str =
+    "too many connections from this client address; close idle ones or retry later";
+
+/// A connection over a cap: one 503 answer, then close, whatever the client sends.
+async fn refuse_connection(ctx: &ShardCtx, mut stream: TcpStream, detail: &str) {
+    let mut out = Vec::with_capacity(512);
+    let mut fresh = [0u8; 24];
+    ctx.request_ids.next(&mut fresh);
+    write_problem(
+        &mut out,
+        Problem::TooManyConnections,
+        &ProblemExtras {
+            detail,
+            request_id: &fresh,
+            close: true,
+            headers: &[],
+            raw_headers: &[],
+        },
+    );
+    // The answer fits the socket buffer; a peer that reads nothing cannot hold the shard.
+    let _ = stream.set_write_timeout(Some(std::time::Duration::from_secs(1)));
+    let _ = stream.write_all(&out).await;
+    let _ = stream.close().await;
+    ctx.metrics
+        .borrow_mut()
+        .request(None, Outcome::Refused(Problem::TooManyConnections), 0);
+}
+
+/// A connection from a trusted proxy is counted for the client it forwards, from its first
+/// request on; `false`: that client is at its cap.
+fn count_forwarded_client(ctx: &ShardCtx, conn: &mut Conn) -> bool {
+    let Some(peer) = conn.peer_ip else {
+        return true;
+    };
+    let buf = conn.rb.pending();
+    let xff = conn
+        .head
+        .headers
+        .iter()
+        .filter(|h| h.kind == HeaderKind::XForwardedFor)
+        .map(|h| h.value.get(buf));
+    let client = client_ip_lines(peer, xff.collect::<SmallLines>(), &ctx.shared.trusted_proxies);
+    if !ctx.admit_ip(client) {
+        return false;
+    }
+    conn.counted_ip = Some(client);
+    true
+}
+
 /// Reads until a whole head is buffered and parsed. The first byte may take up to the
-/// keep-alive idle time (the head timeout on a new connection); from then on the whole head
-/// must arrive within the head timeout, however it is trickled in.
+/// keep-alive idle time (the head timeout on a new connection); from the first byte on the
+/// whole head must arrive within the head timeout, however it is trickled in. An idle
+/// connection reads its first bytes into a small stack array and takes its buffers only then.
 async fn read_head(ctx: &ShardCtx, conn: &mut Conn, first: bool) -> HeadRead {
     let t = &ctx.shared.config.timeouts;
     let mut deadline: Option<Instant> = None;
+    if conn.rb.is_parked() {
+        let wait = if first { t.head } else { t.keepalive_idle };
+        let mut lobby = [0u8; LOBBY];
+        let _ = conn.stream.set_read_timeout(Some(wait));
+        match conn.stream.read(&mut lobby).await {
+            Ok(0) => return HeadRead::Closed,
+            Ok(n) => {
+                deadline = Some(Instant::now() + t.head);
+                conn.unpark(ctx, &lobby[..n]);
+            }
+            // Idle out between requests, or a reset: a clean end either way.
+            Err(_) => return HeadRead::Closed,
+        }
+    }
     loop {
         if !conn.rb.pending().is_empty() {
             match conn.head.parse(
@@ -214,7 +353,7 @@ async fn read_head(ctx: &ShardCtx, conn: &mut Conn, first: bool) -> HeadRead {
             Ok(0) => return HeadRead::Closed,
             Ok(_) => {
                 if deadline.is_none() {
-                    deadline = Some(now + t.head);
+                    deadline = Some(Instant::now() + t.head);
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {

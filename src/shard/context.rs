@@ -10,9 +10,12 @@ use crate::metrics::{Published, ShardMetrics};
 use crate::policy::{RoutePolicy, RouteTable, UpstreamMap};
 use crate::ratelimit::{HeaderMode, Limiter, LimiterConfig};
 use crate::reload::KeyTable;
+use crate::pipeline::client::Spares;
 use crate::upstream::Pool;
 use crossbeam_channel::Sender;
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -124,6 +127,9 @@ impl RequestIds {
     }
 }
 
+/// Spare connection buffers a shard keeps (about 100 KiB each, touched parts resident).
+const SPARES_KEPT: usize = 256;
+
 /// One shard's own state. Never shared with another thread.
 pub struct ShardCtx {
     pub id: usize,
@@ -150,6 +156,39 @@ pub struct ShardCtx {
     pub limit_waiting: Cell<usize>,
     /// This shard's audit batch, when `[audit] path` is set.
     pub audit: Option<ShardAudit>,
+    /// Buffers of connections between requests, for the next one that has bytes to read.
+    pub spares: Spares,
+    /// Open client connections per client address on this shard (absent = none).
+    pub conns_per_ip: RefCell<HashMap<IpAddr, u32, ahash::RandomState>>,
+    /// This shard's share of `limits.max_connections_per_ip`.
+    pub max_conns_per_ip: u32,
+}
+
+impl ShardCtx {
+    /// Counts a connection for `ip`; `false` (nothing counted) when `ip` is at its cap.
+    pub fn admit_ip(&self, ip: IpAddr) -> bool {
+        let mut map = self.conns_per_ip.borrow_mut();
+        let n = map.entry(ip).or_insert(0);
+        if *n >= self.max_conns_per_ip {
+            if *n == 0 {
+                map.remove(&ip);
+            }
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// Forgets a connection counted by [`ShardCtx::admit_ip`].
+    pub fn release_ip(&self, ip: IpAddr) {
+        let mut map = self.conns_per_ip.borrow_mut();
+        if let Some(n) = map.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&ip);
+            }
+        }
+    }
 }
 
 impl ShardCtx {
@@ -201,6 +240,13 @@ impl ShardCtx {
             limit_max_wait_ms: c.ratelimit.max_wait.as_millis() as i64,
             limit_waiting: Cell::new(0),
             audit: audit.map(ShardAudit::new),
+            spares: Spares::new(shared.client_buf, crate::pipeline::UPSTREAM_BUF, SPARES_KEPT),
+            conns_per_ip: RefCell::default(),
+            max_conns_per_ip: c
+                .limits
+                .max_connections_per_ip
+                .div_ceil(shared.published.shards.len().max(1))
+                .min(u32::MAX as usize) as u32,
             shared,
         }
     }

@@ -204,6 +204,11 @@ impl Pool {
         }
     }
 
+    /// Requests are waiting for a connection to the server `lease` holds one of.
+    pub fn contended(&self, lease: &Lease) -> bool {
+        self.servers[lease.server].waiting.get() > 0
+    }
+
     pub fn idle_count(&self) -> usize {
         self.servers.iter().map(|s| s.idle.borrow().len()).sum()
     }
