@@ -1,5 +1,6 @@
 //! `keyway-loadtest` command line: clap definitions, argument validation (loopback only), signal handling, dispatch to `upstream` or `run`.
 
+mod attack;
 mod chunked;
 mod conn;
 mod echo;
@@ -33,6 +34,46 @@ enum Cmd {
     Upstream(UpstreamArgs),
     /// Generate load against a loopback target and report throughput and latency.
     Run(RunArgs),
+    /// Open slow connections (head trickle, slow body, slow reader) from other loopback
+    /// addresses, to run beside `run`; reports what the target answered them.
+    Attack(AttackArgs),
+}
+
+#[derive(Args)]
+struct AttackArgs {
+    /// Target address, 127.0.0.0/8 or [::1] only.
+    #[arg(long, value_name = "IP:PORT")]
+    target: String,
+    /// Source addresses to connect from, in turn (loopback only), e.g. 127.0.0.2-9 or a list.
+    #[arg(long, default_value = "127.0.0.2-9")]
+    from: String,
+    /// Connections trickling a request head, one byte per interval.
+    #[arg(long, default_value_t = 0)]
+    trickle: usize,
+    /// Connections sending a declared 1 MB body, one byte per interval.
+    #[arg(long, default_value_t = 0)]
+    slow_body: usize,
+    /// Connections reading a response one byte per interval (4 KiB receive buffer).
+    #[arg(long, default_value_t = 0)]
+    slow_read: usize,
+    /// Path of the slow-body POSTs.
+    #[arg(long, default_value = "/")]
+    body_path: String,
+    /// Path of the slow readers' GETs (pick one with a large response).
+    #[arg(long, default_value = "/")]
+    read_path: String,
+    /// Extra request header `name: value` (repeatable), e.g. an API key.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    headers: Vec<String>,
+    /// How long to attack (at most 300s).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Pause between two bytes sent or read.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    interval: Duration,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -240,6 +281,64 @@ fn install_signals(exit_at_once: bool) -> Result<(), String> {
         .map_err(|e| format!("cannot spawn signal thread: {e}"))
 }
 
+/// `127.0.0.2-9` (a range in the last octet) or a comma-separated list; loopback only.
+fn parse_sources(s: &str) -> Result<Vec<IpAddr>, String> {
+    let bad = || format!("--from {s:?}: expected e.g. 127.0.0.2-9 or 127.0.0.2,127.0.0.3");
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        if let Some((first, last)) = part.split_once('-') {
+            let first: std::net::Ipv4Addr = first.trim().parse().map_err(|_| bad())?;
+            let last: u8 = last.trim().parse().map_err(|_| bad())?;
+            let o = first.octets();
+            if last < o[3] {
+                return Err(bad());
+            }
+            out.extend((o[3]..=last).map(|d| IpAddr::from([o[0], o[1], o[2], d])));
+        } else {
+            out.push(part.trim().parse().map_err(|_| bad())?);
+        }
+    }
+    if out.is_empty() {
+        return Err(bad());
+    }
+    if let Some(ip) = out.iter().find(|ip| !is_loopback(**ip)) {
+        return Err(format!(
+            "refusing --from {ip}: only loopback (127.0.0.0/8, ::1) is allowed"
+        ));
+    }
+    Ok(out)
+}
+
+fn attack_config(a: AttackArgs) -> Result<attack::AttackConfig, String> {
+    if a.duration.is_zero() || a.duration > attack::MAX_DURATION {
+        return Err("--duration must be between 1ms and 300s".into());
+    }
+    if a.interval.is_zero() {
+        return Err("--interval must be positive".into());
+    }
+    if a.trickle + a.slow_body + a.slow_read > 4096 {
+        return Err("at most 4096 attack connections in all".into());
+    }
+    let headers = a
+        .headers
+        .iter()
+        .map(|h| parse_header(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(attack::AttackConfig {
+        target: loopback_addr(&a.target, "target")?,
+        sources: parse_sources(&a.from)?,
+        trickle: a.trickle,
+        slow_body: a.slow_body,
+        slow_read: a.slow_read,
+        body_path: a.body_path,
+        read_path: a.read_path,
+        headers,
+        duration: a.duration,
+        interval: a.interval,
+        json: a.json,
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     shards::raise_memlock();
@@ -250,6 +349,7 @@ fn main() -> ExitCode {
         Cmd::Run(a) => run_config(a)
             .and_then(|cfg| install_signals(false).map(|()| cfg))
             .and_then(load::run),
+        Cmd::Attack(a) => attack_config(a).and_then(attack::run),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -297,6 +397,15 @@ mod tests {
         assert!(parse_header("no colon").is_err());
         assert!(parse_header("bad name: x").is_err());
         assert!(parse_header("x: a\r\nb").is_err());
+    }
+
+    #[test]
+    fn attack_sources() {
+        let v = parse_sources("127.0.0.2-4").unwrap();
+        assert_eq!(v.len(), 3);
+        assert_eq!(v[2], "127.0.0.4".parse::<IpAddr>().unwrap());
+        assert!(parse_sources("10.0.0.1").is_err());
+        assert!(parse_sources("127.0.0.5-2").is_err());
     }
 
     #[test]

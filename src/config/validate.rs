@@ -296,7 +296,11 @@ fn timeouts(raw: &RawTimeouts, cx: &Ctx) -> Result<Timeouts, ConfigError> {
         ),
         ("timeouts.drain", &raw.drain, &mut t.drain),
         ("timeouts.body_grace", &raw.body_grace, &mut t.body_grace),
-        ("timeouts.client_write", &raw.client_write, &mut t.client_write),
+        (
+            "timeouts.client_write",
+            &raw.client_write,
+            &mut t.client_write,
+        ),
     ];
     for (key, q, slot) in fields {
         if let Some(q) = q {

@@ -2,11 +2,11 @@
 //! read the response head, relay the response, and put the connection back only if the
 //! exchange ended cleanly.
 
+use super::client::Pace;
 use super::client::ReadBuf;
 use super::heads::{
     client_framing, write_request_head, write_response_head, ClientFraming, Forwarding, ToClient,
 };
-use super::client::Pace;
 use super::relay::{relay_body, RelayError, Upstream};
 use super::{Conn, Finished, RequestId};
 use crate::error::Problem;
@@ -127,7 +127,12 @@ pub(super) async fn forward(
     // A body is buffered before an upstream connection is taken: a client that trickles its
     // body holds only its own connection. Then it must keep `limits.min_body_rate`.
     let limits = &shared.config.limits;
-    let mut pace = Pace::new(Instant::now(), t.body_grace, limits.min_body_rate, t.body_idle);
+    let mut pace = Pace::new(
+        Instant::now(),
+        t.body_grace,
+        limits.min_body_rate,
+        t.body_idle,
+    );
     pace.received(conn.rb.pending().len());
     if req.framing != Framing::None {
         if let Err(e) = buffer_body(conn, &req, &mut pace).await {

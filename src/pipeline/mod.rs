@@ -152,7 +152,12 @@ pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
     let peer_ip = stream.peer_addr().ok().map(|a| a.ip());
     let limits = &ctx.shared.config.limits;
     if ctx.metrics.borrow().connections_active >= limits.max_connections_per_shard as u64 {
-        return refuse_connection(&ctx, stream, "this gateway shard is at its connection limit").await;
+        return refuse_connection(
+            &ctx,
+            stream,
+            "this gateway shard is at its connection limit",
+        )
+        .await;
     }
     // A trusted proxy's connection is counted for the client it forwards, at its first head.
     let counted_ip = match peer_ip {
@@ -226,9 +231,11 @@ pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
                 true,
             )
             .await;
-            ctx.metrics
-                .borrow_mut()
-                .request(None, Outcome::Refused(Problem::TooManyConnections), 0);
+            ctx.metrics.borrow_mut().request(
+                None,
+                Outcome::Refused(Problem::TooManyConnections),
+                0,
+            );
             account::audit(&ctx, &conn.note, &done, unix_ms(), 0);
             break;
         }
@@ -297,7 +304,11 @@ fn count_forwarded_client(ctx: &ShardCtx, conn: &mut Conn) -> bool {
         .iter()
         .filter(|h| h.kind == HeaderKind::XForwardedFor)
         .map(|h| h.value.get(buf));
-    let client = client_ip_lines(peer, xff.collect::<SmallLines>(), &ctx.shared.trusted_proxies);
+    let client = client_ip_lines(
+        peer,
+        xff.collect::<SmallLines>(),
+        &ctx.shared.trusted_proxies,
+    );
     if !ctx.admit_ip(client) {
         return false;
     }

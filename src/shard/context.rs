@@ -7,10 +7,10 @@ use crate::config::Config;
 use crate::config::RateLimitHeaders;
 use crate::http::{HeadLimits, KnownHeaders};
 use crate::metrics::{Published, ShardMetrics};
+use crate::pipeline::client::Spares;
 use crate::policy::{RoutePolicy, RouteTable, UpstreamMap};
 use crate::ratelimit::{HeaderMode, Limiter, LimiterConfig};
 use crate::reload::KeyTable;
-use crate::pipeline::client::Spares;
 use crate::upstream::Pool;
 use crossbeam_channel::Sender;
 use std::cell::{Cell, RefCell};
@@ -240,7 +240,11 @@ impl ShardCtx {
             limit_max_wait_ms: c.ratelimit.max_wait.as_millis() as i64,
             limit_waiting: Cell::new(0),
             audit: audit.map(ShardAudit::new),
-            spares: Spares::new(shared.client_buf, crate::pipeline::UPSTREAM_BUF, SPARES_KEPT),
+            spares: Spares::new(
+                shared.client_buf,
+                crate::pipeline::UPSTREAM_BUF,
+                SPARES_KEPT,
+            ),
             conns_per_ip: RefCell::default(),
             max_conns_per_ip: c
                 .limits
