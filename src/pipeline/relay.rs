@@ -23,7 +23,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 /// Response bytes a connection buffers ahead of a slow client, at most.
-pub const SPILL_MAX: usize = 256 * 1024;
+pub const SPILL_MAX: usize = 1024 * 1024;
 
 /// How long a client write may stay blocked before its upstream connection is given to a
 /// request waiting for one.
