@@ -12,7 +12,8 @@ use std::net::IpAddr;
 pub struct Forwarding<'a> {
     pub client_ip: Option<IpAddr>,
     pub request_id: &'a [u8],
-    /// The Authorization header carried the API key (Bearer) and must not be forwarded.
+    /// The Authorization header carried the API key (Bearer) and must not be forwarded. (A
+    /// Bearer token shaped like a key is never forwarded, whatever this says.)
     pub strip_authorization: bool,
     /// Identity headers `(name, value)` for the upstream.
     pub identity: &'a [(&'a [u8], &'a [u8])],
@@ -44,7 +45,11 @@ pub fn write_request_head(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], fwd
                 }
                 w.header(name, value);
             }
-            HeaderKind::Authorization if !fwd.strip_authorization => w.header(name, value),
+            HeaderKind::Authorization
+                if !fwd.strip_authorization && !super::auth::carries_key(value) =>
+            {
+                w.header(name, value)
+            }
             HeaderKind::XForwardedFor => xff = Some(value),
             HeaderKind::Forwarded => forwarded = Some(value),
             // Framing is re-declared below; hop-by-hop, Expect (answered by us), the key, the
