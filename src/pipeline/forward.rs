@@ -131,6 +131,11 @@ pub(super) async fn forward(
             identity,
             identity_lines: &conn.identity_lines,
             target: &conn.target,
+            host_fallback: head
+                .host
+                .is_none()
+                .then(|| lease.stream.peer_addr().ok())
+                .flatten(),
         },
     );
     conn.rb.consume(head.head_len);

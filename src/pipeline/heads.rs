@@ -6,7 +6,7 @@ use crate::http::headers::HeaderKind;
 use crate::http::response::{ResponseFraming, ResponseHead};
 use crate::http::write::HeadWriter;
 use crate::http::{Framing, RequestHead, Version};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// What the gateway adds to a forwarded request.
 pub struct Forwarding<'a> {
@@ -21,6 +21,8 @@ pub struct Forwarding<'a> {
     pub identity_lines: &'a [u8],
     /// Replaces the client's target when not empty (a key taken from the query).
     pub target: &'a [u8],
+    /// The upstream server's address: the Host of a request that came without one (HTTP/1.0).
+    pub host_fallback: Option<SocketAddr>,
 }
 
 /// Writes the upstream request head. The body framing is re-declared by us: a chunked body is
@@ -33,13 +35,20 @@ pub fn write_request_head(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], fwd
         fwd.target
     };
     w.request_line(head.method_span.get(buf), target);
+    if head.host.is_none() {
+        // HTTP/1.0 without Host, forwarded as HTTP/1.1: name the upstream (RFC 9112 §3.2).
+        let mut hostbuf = [0u8; 64];
+        w.header(b"Host", format_addr(fwd.host_fallback, &mut hostbuf));
+    }
     let mut xff: Option<&[u8]> = None;
     let mut forwarded: Option<&[u8]> = None;
     for h in &head.headers {
         let name = h.name.get(buf);
         let value = h.value.get(buf);
         match h.kind {
-            HeaderKind::Other | HeaderKind::Host => {
+            // Host is end-to-end whatever `Connection` lists: it is never dropped.
+            HeaderKind::Host => w.header(name, value),
+            HeaderKind::Other => {
                 if !head.connection_drops.is_empty() && head.listed_in_connection(buf, name) {
                     continue;
                 }
@@ -100,6 +109,16 @@ pub fn write_request_head(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], fwd
     }
     w.out.extend_from_slice(fwd.identity_lines);
     w.end();
+}
+
+/// `ip:port` (IPv6 in brackets), or nothing when there is no address.
+fn format_addr(addr: Option<SocketAddr>, buf: &mut [u8; 64]) -> &[u8] {
+    use std::io::Write;
+    let Some(addr) = addr else { return &[] };
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    let _ = write!(cursor, "{addr}");
+    let n = cursor.position() as usize;
+    &buf[..n]
 }
 
 fn format_ip(ip: IpAddr, buf: &mut [u8; 64]) -> &[u8] {
@@ -228,6 +247,7 @@ mod tests {
                 identity: &[(b"x-keyway-tenant", b"acme")],
                 identity_lines: b"",
                 target: b"",
+                host_fallback: None,
             },
         );
         let text = String::from_utf8(out).unwrap();
@@ -255,6 +275,7 @@ mod tests {
                 identity: &[],
                 identity_lines: b"",
                 target: b"",
+                host_fallback: None,
             },
         );
         let text = String::from_utf8(out).unwrap();
@@ -289,5 +310,43 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 200 OK\r\nX-A: 1\r\nx-request-id: r\r\nConnection: close\r\n\r\n"
         );
+    }
+
+    fn upstream_head(raw: &[u8], host_fallback: Option<SocketAddr>) -> String {
+        let mut head = RequestHead::default();
+        assert_eq!(
+            head.parse(raw, &HeadLimits::default(), &KnownHeaders::default()),
+            Ok(true)
+        );
+        let mut out = Vec::new();
+        let fwd = Forwarding {
+            client_ip: Some("127.0.0.1".parse().unwrap()),
+            request_id: b"r",
+            strip_authorization: false,
+            identity: &[],
+            identity_lines: b"",
+            target: b"",
+            host_fallback,
+        };
+        write_request_head(&mut out, &head, raw, &fwd);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn host_is_never_dropped_and_always_sent() {
+        let text = upstream_head(
+            b"GET / HTTP/1.1\r\nHost: api\r\nConnection: host\r\n\r\n",
+            None,
+        );
+        assert!(text.contains("\r\nHost: api\r\n"), "{text}");
+        let up = Some("10.1.2.3:8080".parse().unwrap());
+        let text = upstream_head(b"GET / HTTP/1.0\r\nConnection: host\r\n\r\n", up);
+        assert!(
+            text.starts_with("GET / HTTP/1.1\r\nHost: 10.1.2.3:8080\r\n"),
+            "{text}"
+        );
+        let text = upstream_head(b"GET / HTTP/1.0\r\n\r\n", Some("[::1]:81".parse().unwrap()));
+        assert!(text.contains("\r\nHost: [::1]:81\r\n"), "{text}");
+        assert_eq!(text.matches("Host:").count(), 1, "{text}");
     }
 }
