@@ -2,6 +2,7 @@
 //! key headers removed, forwarding and identity headers added) and the response head for the
 //! client (re-framed for the client's HTTP version).
 
+use crate::http::headers::trim;
 use crate::http::headers::HeaderKind;
 use crate::http::response::{ResponseFraming, ResponseHead};
 use crate::http::write::HeadWriter;
@@ -40,8 +41,8 @@ pub fn write_request_head(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], fwd
         let mut hostbuf = [0u8; 64];
         w.header(b"Host", format_addr(fwd.host_fallback, &mut hostbuf));
     }
-    let mut xff: Option<&[u8]> = None;
-    let mut forwarded: Option<&[u8]> = None;
+    let mut xff = false;
+    let mut forwarded = false;
     for h in &head.headers {
         let name = h.name.get(buf);
         let value = h.value.get(buf);
@@ -59,8 +60,8 @@ pub fn write_request_head(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], fwd
             {
                 w.header(name, value)
             }
-            HeaderKind::XForwardedFor => xff = Some(value),
-            HeaderKind::Forwarded => forwarded = Some(value),
+            HeaderKind::XForwardedFor => xff = true,
+            HeaderKind::Forwarded => forwarded = true,
             // Framing is re-declared below; hop-by-hop, Expect (answered by us), the key, the
             // request id (re-set) and every client-sent identity header are dropped.
             _ => {}
@@ -80,18 +81,17 @@ pub fn write_request_head(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], fwd
         }
     }
     if let Some(ip) = fwd.client_ip {
+        // Every line the client sent, in order (the policy judged them all), then our hop.
         let mut ipbuf = [0u8; 64];
         let ip_text = format_ip(ip, &mut ipbuf);
         w.out.extend_from_slice(b"x-forwarded-for: ");
-        if let Some(prev) = xff.filter(|v| !v.is_empty()) {
-            w.out.extend_from_slice(prev);
-            w.out.extend_from_slice(b", ");
+        if xff {
+            write_lines(w.out, head, buf, HeaderKind::XForwardedFor);
         }
         w.out.extend_from_slice(ip_text);
         w.out.extend_from_slice(b"\r\nforwarded: ");
-        if let Some(prev) = forwarded.filter(|v| !v.is_empty()) {
-            w.out.extend_from_slice(prev);
-            w.out.extend_from_slice(b", ");
+        if forwarded {
+            write_lines(w.out, head, buf, HeaderKind::Forwarded);
         }
         w.out.extend_from_slice(b"for=");
         if ip.is_ipv6() {
@@ -109,6 +109,17 @@ pub fn write_request_head(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], fwd
     }
     w.out.extend_from_slice(fwd.identity_lines);
     w.end();
+}
+
+/// Appends the non-empty values of every `kind` header, in order, each followed by `, `.
+fn write_lines(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], kind: HeaderKind) {
+    for h in head.headers.iter().filter(|h| h.kind == kind) {
+        let value = trim(h.value.get(buf));
+        if !value.is_empty() {
+            out.extend_from_slice(value);
+            out.extend_from_slice(b", ");
+        }
+    }
 }
 
 /// `ip:port` (IPv6 in brackets), or nothing when there is no address.
@@ -348,5 +359,19 @@ mod tests {
         let text = upstream_head(b"GET / HTTP/1.0\r\n\r\n", Some("[::1]:81".parse().unwrap()));
         assert!(text.contains("\r\nHost: [::1]:81\r\n"), "{text}");
         assert_eq!(text.matches("Host:").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn every_forwarding_line_is_forwarded_in_order() {
+        let raw = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\nForwarded: for=1.1.1.1\r\nX-Forwarded-For: 2.2.2.2, 3.3.3.3\r\nX-Forwarded-For: \r\nForwarded: for=2.2.2.2\r\n\r\n";
+        let text = upstream_head(raw, None);
+        assert!(
+            text.contains("\r\nx-forwarded-for: 1.1.1.1, 2.2.2.2, 3.3.3.3, 127.0.0.1\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\r\nforwarded: for=1.1.1.1, for=2.2.2.2, for=127.0.0.1;proto=http\r\n"),
+            "{text}"
+        );
     }
 }
