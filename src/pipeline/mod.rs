@@ -455,7 +455,9 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
     // A rotated-out secret still works until its grace ends: say so (RFC 9745, RFC 8594); a
     // key that expires within 7 days gets `Sunset` too.
     let now = ctx.now_unix.get();
-    let expiring = key.expires_at().filter(|&t| t - now <= SUNSET_WARNING_S);
+    let expiring = key
+        .expires_at()
+        .filter(|&t| t.saturating_sub(now) <= SUNSET_WARNING_S);
     let lifecycle = lifecycle_headers(caller.grace_until, expiring, now);
     let mut extra: Vec<(&[u8], &[u8])> = Vec::new();
     if let Some(deprecation) = &lifecycle.deprecation {
