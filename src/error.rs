@@ -41,11 +41,12 @@ pub enum Problem {
     UpstreamProtocol,
     Overloaded,
     ShuttingDown,
+    NotImplemented,
 }
 
 impl Problem {
     /// Every problem, in declaration order (`ALL[p.index()] == p`).
-    pub const ALL: [Problem; 25] = {
+    pub const ALL: [Problem; 26] = {
         use Problem::*;
         [
             BadRequest,
@@ -73,6 +74,7 @@ impl Problem {
             UpstreamProtocol,
             Overloaded,
             ShuttingDown,
+            NotImplemented,
         ]
     };
 
@@ -96,6 +98,7 @@ impl Problem {
             HeadersTooLarge => 431,
             UpstreamUnavailable | UpstreamProtocol => 502,
             KeysUnavailable | Overloaded | ShuttingDown => 503,
+            NotImplemented => 501,
             UpstreamTimeout => 504,
             VersionNotSupported => 505,
         }
@@ -130,6 +133,7 @@ impl Problem {
             UpstreamProtocol => "upstream_protocol_error",
             Overloaded => "overloaded",
             ShuttingDown => "shutting_down",
+            NotImplemented => "not_implemented",
         }
     }
 
@@ -161,11 +165,14 @@ impl Problem {
             UpstreamProtocol => "Upstream sent an invalid response",
             Overloaded => "Gateway overloaded",
             ShuttingDown => "Gateway shutting down",
+            NotImplemented => "Transfer coding not implemented",
         }
     }
 
     pub fn fault(self) -> Fault {
         match self.status() {
+            // The client sent what we do not implement: its request, not a failure of ours.
+            _ if self == Problem::NotImplemented => Fault::Client,
             500..=599 if self == Problem::KeysUnavailable => Fault::Internal,
             500..=599 if self == Problem::Overloaded || self == Problem::ShuttingDown => {
                 Fault::Internal
@@ -188,6 +195,7 @@ impl Problem {
                 | VersionNotSupported
                 | MethodNotAllowed
                 | BodyTooLarge
+                | NotImplemented
         )
     }
 }
