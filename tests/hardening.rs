@@ -58,3 +58,43 @@ fn the_key_never_leaves_by_any_route_or_header() {
     let r = get(gw.addr, "/open/x", &format!("Authorization: {jwt}\r\n"));
     assert_eq!(r.echoed_header("authorization"), [jwt]);
 }
+
+/// The audit file's lines (each one JSON object), waiting (bounded) until there are `n`.
+fn audit_lines(path: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if lines.len() >= n || std::time::Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_refusal_carries_the_request_id_of_its_audit_record() {
+    let up = Upstream::echo();
+    let gw = Gateway::start(
+        &format!(
+            "[audit]\npath = \"audit.jsonl\"\n\n[upstreams.api]\nservers = [\"{}\"]\n\n\
+             [[routes]]\npath_prefix = \"/v1/\"\nupstream = \"api\"\npublic = true\n",
+            up.addr
+        ),
+        1,
+    );
+    let no_route = get(gw.addr, "/elsewhere", "");
+    assert_eq!(no_route.status, 404);
+    let unparsed = exchange(gw.addr, b"GET /v1/ HTTP/1.1\r\n\r\n");
+    assert_eq!(unparsed.status, 400);
+    let lines = audit_lines(&gw.dir.path().join("audit.jsonl"), 2);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for (answer, line) in [no_route, unparsed].iter().zip(&lines) {
+        let id = answer.header("x-request-id").unwrap();
+        assert_eq!(answer.json()["request_id"], id);
+        assert_eq!(line["request_id"], id, "{line}");
+    }
+}

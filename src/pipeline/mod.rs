@@ -59,9 +59,13 @@ pub struct Conn {
     pub target: Vec<u8>,
     /// This request's audit facts (kept only when the audit log is on).
     pub note: account::Note,
+    /// This request's id, once its head is parsed: what the answer, the upstream and the
+    /// audit record all carry.
+    pub rid: RequestId,
 }
 
 /// A request id: the client's if it sent a sane one, else ours.
+#[derive(Clone, Copy)]
 pub struct RequestId {
     bytes: [u8; 64],
     len: usize,
@@ -92,6 +96,12 @@ impl RequestId {
         }
         id
     }
+
+    /// No id yet (a connection before its first head).
+    pub const NONE: RequestId = RequestId {
+        bytes: [0; 64],
+        len: 0,
+    };
 
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
@@ -133,6 +143,7 @@ pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
             on: ctx.audit.is_some(),
             ..Default::default()
         },
+        rid: RequestId::NONE,
     };
     let mut first = true;
     loop {
@@ -242,6 +253,7 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
     let buf = conn.rb.pending();
     let head = &conn.head;
     let rid = RequestId::for_request(ctx, head.x_request_id.map(|s| s.get(buf)));
+    conn.rid = rid;
     let note = &mut conn.note;
     if note.on {
         Note::set(true, &mut note.request_id, rid.as_bytes());
@@ -534,14 +546,14 @@ async fn refuse(
         && conn.head.framing == Framing::None
         && !problem.closes_connection()
         && !ctx.draining.get();
-    let rid = if head_parsed {
-        RequestId::for_request(
-            ctx,
-            conn.head.x_request_id.map(|s| s.get(conn.rb.pending())),
-        )
-    } else {
-        RequestId::for_request(ctx, None)
-    };
+    // A parsed head already has its id (in the audit note, maybe upstream): answer with it.
+    // An unparsed one gets its id now, and the audit record the same.
+    if !head_parsed {
+        conn.rid = RequestId::for_request(ctx, None);
+        let note = &mut conn.note;
+        Note::set(note.on, &mut note.request_id, conn.rid.as_bytes());
+    }
+    let rid = conn.rid;
     conn.out.clear();
     write_problem(
         &mut conn.out,
