@@ -98,3 +98,28 @@ fn a_refusal_carries_the_request_id_of_its_audit_record() {
         assert_eq!(line["request_id"], id, "{line}");
     }
 }
+
+#[test]
+fn the_head_deadline_starts_with_the_heads_first_byte_not_the_idle_wait() {
+    let up = Upstream::echo();
+    let gw = Gateway::proxying(
+        up.addr,
+        PUBLIC_ALL,
+        "[timeouts]\nhead = \"1s\"\nkeepalive_idle = \"5s\"\n",
+    );
+    let mut c = Client::connect(gw.addr);
+    c.send(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(c.read_response("GET").status, 200);
+    // Idle longer than the head timeout (within keep-alive), then a head in two pieces.
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+    c.send(b"GET /b HTTP/1.1\r\n");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    c.send(b"Host: t\r\n\r\n");
+    assert_eq!(c.read_response("GET").status, 200);
+    // The deadline still holds from the first byte: a trickled head gets 408.
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+    c.send(b"GET /c HTTP/1.1\r\n");
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+    let _ = std::io::Write::write_all(&mut c.stream, b"Host: t\r\n\r\n");
+    assert_eq!(c.read_response("GET").status, 408);
+}

@@ -192,12 +192,13 @@ pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
     ctx.metrics.borrow_mut().connections_active -= 1;
 }
 
-/// Reads until a whole head is buffered and parsed. The first byte may take up to the
-/// keep-alive idle time (the head timeout on a new connection); from then on the whole head
-/// must arrive within the head timeout, however it is trickled in.
+/// Reads until a whole head is buffered and parsed. On a new connection the whole head must
+/// arrive within the head timeout of the accept; between requests the first byte may take up
+/// to the keep-alive idle time, and the head timeout starts when that byte is here (however
+/// the rest is trickled in).
 async fn read_head(ctx: &ShardCtx, conn: &mut Conn, first: bool) -> HeadRead {
     let t = &ctx.shared.config.timeouts;
-    let mut deadline: Option<Instant> = None;
+    let mut deadline: Option<Instant> = first.then(|| Instant::now() + t.head);
     loop {
         if !conn.rb.pending().is_empty() {
             match conn.head.parse(
@@ -211,32 +212,30 @@ async fn read_head(ctx: &ShardCtx, conn: &mut Conn, first: bool) -> HeadRead {
             }
         }
         let now = Instant::now();
+        if deadline.is_none() && !conn.rb.pending().is_empty() {
+            // The head has begun (after the idle wait, or pipelined): it has the head timeout.
+            deadline = Some(now + t.head);
+        }
         let wait = match deadline {
-            Some(d) => {
-                if now >= d {
-                    return HeadRead::Refused(timeout_error());
-                }
-                d - now
-            }
-            None if first => t.head,
+            Some(d) if now >= d => return head_timed_out(conn),
+            Some(d) => d - now,
             None => t.keepalive_idle,
         };
         match conn.rb.fill(&mut conn.stream, wait).await {
             Ok(0) => return HeadRead::Closed,
-            Ok(_) => {
-                if deadline.is_none() {
-                    deadline = Some(now + t.head);
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                return if conn.rb.pending().is_empty() && deadline.is_none() {
-                    HeadRead::Closed
-                } else {
-                    HeadRead::Refused(timeout_error())
-                };
-            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return head_timed_out(conn),
             Err(_) => return HeadRead::Closed,
         }
+    }
+}
+
+/// Time is up: a connection that sent nothing of a head is closed quietly, else 408.
+fn head_timed_out(conn: &Conn) -> HeadRead {
+    if conn.rb.pending().is_empty() {
+        HeadRead::Closed
+    } else {
+        HeadRead::Refused(timeout_error())
     }
 }
 
