@@ -123,3 +123,24 @@ fn the_head_deadline_starts_with_the_heads_first_byte_not_the_idle_wait() {
     let _ = std::io::Write::write_all(&mut c.stream, b"Host: t\r\n\r\n");
     assert_eq!(c.read_response("GET").status, 408);
 }
+
+#[test]
+fn every_answer_carries_one_date() {
+    let up = Upstream::echo();
+    let gw = Gateway::proxying(up.addr, PUBLIC_ALL, "");
+    let is_date = |r: &Response| {
+        let dates: Vec<_> = r
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("date"))
+            .collect();
+        assert_eq!(dates.len(), 1, "{:?}", r.headers);
+        assert!(httpdate::parse_http_date(&dates[0].1).is_ok(), "{dates:?}");
+    };
+    is_date(&get(gw.addr, "/", ""));
+    is_date(&get(gw.addr, "/a/../b", ""));
+    is_date(&exchange(gw.addr, b"GET / HTTP/1.1\r\n\r\n"));
+    let admin = exchange(gw.admin, b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(admin.status, 200);
+    is_date(&admin);
+}

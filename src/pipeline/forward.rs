@@ -270,6 +270,7 @@ pub(super) async fn forward(
             extra: response_extra,
             raw_extra: &conn.answer_lines,
             request_id: rid.as_bytes(),
+            date: &ctx.date(),
         },
     );
     let reusable = resp.reusable;
@@ -362,6 +363,7 @@ async fn finish_refusal(
             close: !keep_alive,
             headers: &[],
             raw_headers: &conn.answer_lines,
+            date: &ctx.date(),
         },
     );
     let ok = conn.stream.write_all(&conn.out).await.is_ok();

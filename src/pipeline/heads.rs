@@ -176,6 +176,8 @@ pub struct ToClient<'a> {
     /// Complete header lines added as they are (rate-limit headers).
     pub raw_extra: &'a [u8],
     pub request_id: &'a [u8],
+    /// `Date` for an upstream answer that has none (RFC 9110 §6.6.1); empty: add none.
+    pub date: &'a [u8],
 }
 
 /// Writes the client response head.
@@ -187,10 +189,12 @@ pub fn write_response_head(out: &mut Vec<u8>, resp: &ResponseHead, ubuf: &[u8], 
         extra,
         raw_extra,
         request_id,
+        date,
     } = *to;
     let mut w = HeadWriter::new(out);
     w.status_line(resp.status, resp.reason.get(ubuf));
     let mut has_request_id = false;
+    let mut has_date = false;
     for h in &resp.headers {
         let name = h.name.get(ubuf);
         match h.kind {
@@ -209,6 +213,7 @@ pub fn write_response_head(out: &mut Vec<u8>, resp: &ResponseHead, ubuf: &[u8], 
                     continue;
                 }
                 has_request_id |= h.kind == HeaderKind::XRequestId;
+                has_date |= name.len() == 4 && name.eq_ignore_ascii_case(b"date");
                 w.header(name, h.value.get(ubuf));
             }
         }
@@ -220,6 +225,9 @@ pub fn write_response_head(out: &mut Vec<u8>, resp: &ResponseHead, ubuf: &[u8], 
     }
     if !has_request_id {
         w.header(b"x-request-id", request_id);
+    }
+    if !has_date && !date.is_empty() {
+        w.header(b"Date", date);
     }
     for (name, value) in extra {
         w.header(name, value);
@@ -315,6 +323,7 @@ mod tests {
                 extra: &[],
                 raw_extra: b"",
                 request_id: b"r",
+                date: b"",
             },
         );
         assert_eq!(
@@ -373,5 +382,31 @@ mod tests {
             text.contains("\r\nforwarded: for=1.1.1.1, for=2.2.2.2, for=127.0.0.1;proto=http\r\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn response_gets_one_date() {
+        let date = b"Sun, 06 Nov 1994 08:49:37 GMT";
+        for (raw, want) in [
+            (&b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"[..], "Sun, 06 Nov 1994"),
+            (b"HTTP/1.1 200 OK\r\nDATE: Mon, 07 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\n\r\n", "Mon, 07 Nov 1994"),
+        ] {
+            let mut resp = ResponseHead::default();
+            assert_eq!(resp.parse(raw, false, 65536), Ok(true));
+            let mut out = Vec::new();
+            let to = ToClient {
+                framing: ClientFraming::Length(0),
+                keep_alive: true,
+                version: Version::Http11,
+                extra: &[],
+                raw_extra: b"",
+                request_id: b"r",
+                date,
+            };
+            write_response_head(&mut out, &resp, raw, &to);
+            let text = String::from_utf8(out).unwrap().to_ascii_lowercase();
+            assert_eq!(text.matches("\r\ndate: ").count(), 1, "{text}");
+            assert!(text.contains(&want.to_ascii_lowercase()), "{text}");
+        }
     }
 }

@@ -563,6 +563,7 @@ async fn refuse(
             close: !keep_alive,
             headers: &[],
             raw_headers: &conn.answer_lines,
+            date: &ctx.date(),
         },
     );
     if head_parsed {
