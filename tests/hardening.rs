@@ -144,3 +144,29 @@ fn every_answer_carries_one_date() {
     assert_eq!(admin.status, 200);
     is_date(&admin);
 }
+
+#[test]
+fn a_trickling_admin_client_does_not_block_healthz() {
+    let up = Upstream::echo();
+    let gw = Gateway::proxying(up.addr, PUBLIC_ALL, "");
+    let admin = gw.admin;
+    let trickler = std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(admin).unwrap();
+        for b in b"GET /healthz HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaa" {
+            if std::io::Write::write_all(&mut s, &[*b]).is_err() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(60));
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let (status, body) = admin_get(admin, "/healthz");
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        took < std::time::Duration::from_millis(1000),
+        "/healthz took {took:?}"
+    );
+    trickler.join().unwrap();
+}
