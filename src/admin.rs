@@ -2,16 +2,18 @@
 //! `/snapshot`.
 //!
 //! It runs on its own plain thread, off the shards: a slow scrape never delays a request.
-//! Answers are small and every connection is closed after one request.
+//! Answers are small and every connection is closed after one request. Connections are
+//! served concurrently (bounded), each with a total deadline for its request head, so one
+//! slow local client cannot hold up `/healthz`, `/readyz` or `keyway reload`.
 
 use crate::metrics::render::{render, Gauges};
 use crate::reload::SnapshotStatus;
 use crate::shard::Shared;
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the admin endpoints report on, shared with the control thread.
 pub struct AdminState {
@@ -44,27 +46,63 @@ impl AdminState {
     }
 }
 
-/// Binds the admin address and serves it on a new thread; returns the bound address.
+/// Connections served at once; past this a new one is closed unanswered (the admin port is
+/// local: this only bounds what a misbehaving local client can hold).
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// The whole request head must arrive within this, however it is trickled in.
+const HEAD_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Binds the admin address and serves it on a new thread, each connection on a thread of its
+/// own (at most [`MAX_CONNECTIONS`]); returns the bound address.
 pub fn start(addr: SocketAddr, state: Arc<AdminState>) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr)?;
     let local = listener.local_addr()?;
     std::thread::Builder::new()
         .name("keyway-admin".into())
         .spawn(move || {
+            let active = Arc::new(AtomicUsize::new(0));
             for stream in listener.incoming().flatten() {
-                let _ = answer(stream, &state);
+                if active.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+                    active.fetch_sub(1, Ordering::AcqRel);
+                    continue; // dropped: closed
+                }
+                let (state, done) = (state.clone(), active.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("keyway-admin-conn".into())
+                    .spawn(move || {
+                        let _ = answer(stream, &state);
+                        done.fetch_sub(1, Ordering::AcqRel);
+                    });
+                if spawned.is_err() {
+                    active.fetch_sub(1, Ordering::AcqRel);
+                }
             }
         })?;
     Ok(local)
 }
 
 fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let deadline = Instant::now() + HEAD_DEADLINE;
+    stream.set_write_timeout(Some(HEAD_DEADLINE))?;
     let mut buf = [0u8; 4096];
     let mut len = 0;
     let path = loop {
-        let n = stream.read(&mut buf[len..])?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return respond(
+                &mut stream,
+                408,
+                "text/plain",
+                "request head not received in time; send the whole request at once\n",
+            );
+        }
+        stream.set_read_timeout(Some(left))?;
+        let n = match stream.read(&mut buf[len..]) {
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(e) => return Err(e),
+        };
         if n == 0 {
             return Ok(());
         }
@@ -82,7 +120,14 @@ fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
                     .to_string()
             }
             Ok(httparse::Status::Partial) if len < buf.len() => continue,
-            _ => return respond(&mut stream, 400, "text/plain", "bad request\n"),
+            _ => {
+                return respond(
+                    &mut stream,
+                    400,
+                    "text/plain",
+                    "bad request: send e.g. GET /healthz HTTP/1.1\n",
+                )
+            }
         }
     };
     match path.as_str() {
@@ -139,8 +184,9 @@ fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
 
 fn respond(stream: &mut TcpStream, status: u16, ctype: &str, body: &str) -> std::io::Result<()> {
     let reason = crate::http::write::reason_phrase(status);
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
     let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status} {reason}\r\nDate: {date}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes())?;

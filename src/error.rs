@@ -42,11 +42,12 @@ pub enum Problem {
     Overloaded,
     ShuttingDown,
     TooManyConnections,
+    NotImplemented,
 }
 
 impl Problem {
     /// Every problem, in declaration order (`ALL[p.index()] == p`).
-    pub const ALL: [Problem; 26] = {
+    pub const ALL: [Problem; 27] = {
         use Problem::*;
         [
             BadRequest,
@@ -75,6 +76,7 @@ impl Problem {
             Overloaded,
             ShuttingDown,
             TooManyConnections,
+            NotImplemented,
         ]
     };
 
@@ -98,6 +100,7 @@ impl Problem {
             HeadersTooLarge => 431,
             UpstreamUnavailable | UpstreamProtocol => 502,
             KeysUnavailable | Overloaded | ShuttingDown | TooManyConnections => 503,
+            NotImplemented => 501,
             UpstreamTimeout => 504,
             VersionNotSupported => 505,
         }
@@ -133,6 +136,7 @@ impl Problem {
             Overloaded => "overloaded",
             ShuttingDown => "shutting_down",
             TooManyConnections => "too_many_connections",
+            NotImplemented => "not_implemented",
         }
     }
 
@@ -165,11 +169,14 @@ impl Problem {
             Overloaded => "Gateway overloaded",
             ShuttingDown => "Gateway shutting down",
             TooManyConnections => "Too many connections",
+            NotImplemented => "Transfer coding not implemented",
         }
     }
 
     pub fn fault(self) -> Fault {
         match self.status() {
+            // The client sent what we do not implement: its request, not a failure of ours.
+            _ if self == Problem::NotImplemented => Fault::Client,
             500..=599 if self == Problem::KeysUnavailable => Fault::Internal,
             500..=599
                 if matches!(
@@ -198,6 +205,7 @@ impl Problem {
                 | MethodNotAllowed
                 | BodyTooLarge
                 | TooManyConnections
+                | NotImplemented
         )
     }
 }

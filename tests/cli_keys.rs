@@ -424,3 +424,24 @@ fn credits_through_the_binary() {
         2
     );
 }
+
+#[test]
+fn an_absurd_rotation_grace_is_refused_in_one_line() {
+    let mut env = Env::new();
+    env.ok(&["plans", "set", "free", "--scope", "GET /v1/**"]);
+    let key = env.json(&[
+        "keys", "create", "--tenant", "t", "--plan", "free", "--json",
+    ]);
+    let id = key["id"].as_str().unwrap().to_owned();
+    let out = env.raw(&["keys", "rotate", &id, "--grace", "9999y"]);
+    assert!(!out.status.success(), "a 9999-year grace was accepted");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("grace"), "{err}");
+    // The key still has its one secret: nothing was rotated.
+    let shown = env.json(&["keys", "show", &id, "--json"]);
+    assert!(shown["previous_secrets_valid"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    env.ok(&["keys", "rotate", &id, "--grace", "366d"]);
+}

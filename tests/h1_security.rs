@@ -92,6 +92,15 @@ fn bad_transfer_encodings() {
         b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         400,
     );
+    // Well formed and ending in chunked, but a coding the gateway does not implement.
+    for te in ["gzip, chunked", "deflate, chunked"] {
+        refused_and_closed(
+            &gw,
+            format!("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: {te}\r\n\r\n0\r\n\r\n")
+                .as_bytes(),
+            501,
+        );
+    }
 }
 
 #[test]

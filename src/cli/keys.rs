@@ -104,7 +104,7 @@ pub struct RotateArgs {
     /// Key id (`key_...`).
     pub id: String,
     /// How long the old secret keeps working, e.g. 24h (default: it stops now).
-    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse::duration)]
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse::grace)]
     pub grace: u64,
     /// Print JSON instead of text.
     #[arg(long)]

@@ -108,6 +108,21 @@ pub fn duration(s: &str) -> Result<u64, String> {
         .map_err(|e| format!("bad duration {s:?} ({e}): write e.g. 30d, 24h, 15min"))
 }
 
+/// Longest `keys rotate --grace`: a year and a day. A grace lets clients move to the new
+/// secret; longer would be a second permanent key.
+pub const MAX_GRACE_S: u64 = 366 * 86_400;
+
+/// `--grace DURATION`: a duration of at most [`MAX_GRACE_S`].
+pub fn grace(s: &str) -> Result<u64, String> {
+    let secs = duration(s)?;
+    if secs > MAX_GRACE_S {
+        return Err(format!(
+            "grace {s:?} is longer than 366 days: rotate with a shorter grace, e.g. 30d"
+        ));
+    }
+    Ok(secs)
+}
+
 /// `--meta NAME=VALUE`.
 pub fn meta(s: &str) -> Result<(String, String), String> {
     let (k, v) = s
@@ -170,6 +185,8 @@ mod tests {
         assert_eq!(duration("24h"), Ok(86_400));
         assert_eq!(duration("0s"), Ok(0));
         assert!(duration("soon").is_err());
+        assert_eq!(grace("366d"), Ok(MAX_GRACE_S));
+        assert!(grace("367d").is_err() && grace("9999y").is_err());
     }
 
     #[test]

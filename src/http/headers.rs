@@ -92,22 +92,15 @@ pub type Classified = Result<HeaderKind, RefusedAlias>;
 
 impl KnownHeaders {
     /// Classifies a header name (any case). A name containing `_` is classified as if `_` were
-    /// `-`: an alias of a framing/auth header is refused, an alias of an identity header is
-    /// marked for removal, anything else is an ordinary header.
+    /// `-` (whatever its length): an alias of a framing/auth header is refused, an alias of an
+    /// identity header is marked for removal, anything else is an ordinary header.
     #[inline]
     pub fn classify(&self, name: &[u8]) -> Classified {
-        let kind = self.classify_exact(name);
+        let kind = self.classify_by(name, |a, b| a.eq_ignore_ascii_case(b));
         if kind != HeaderKind::Other || !name.contains(&b'_') {
             return Ok(kind);
         }
-        let mut folded = [0u8; 64];
-        if name.len() > folded.len() {
-            return Ok(HeaderKind::Other);
-        }
-        for (d, &s) in folded.iter_mut().zip(name) {
-            *d = if s == b'_' { b'-' } else { s };
-        }
-        match self.classify_exact(&folded[..name.len()]) {
+        match self.classify_by(name, eq_folding_underscore) {
             HeaderKind::Other => Ok(HeaderKind::Other),
             HeaderKind::Identity => Ok(HeaderKind::AliasedIdentity),
             k if k.refuse_alias() => Err(RefusedAlias),
@@ -115,19 +108,19 @@ impl KnownHeaders {
         }
     }
 
+    /// The kind of `name`, comparing names with `eq` (`name` first).
     #[inline]
-    fn classify_exact(&self, name: &[u8]) -> HeaderKind {
-        let kind = KnownHeaders::framing_kind(name);
+    fn classify_by(&self, name: &[u8], eq: impl Fn(&[u8], &[u8]) -> bool + Copy) -> HeaderKind {
+        let kind = KnownHeaders::framing_kind_by(name, eq);
         if kind != HeaderKind::Other {
             return kind;
         }
-        let eq = |s: &[u8]| name.eq_ignore_ascii_case(s);
-        if eq(&self.api_key) {
+        if eq(name, &self.api_key) {
             return HeaderKind::ApiKey;
         }
-        if self.identity.iter().any(|n| eq(n))
-            || (name.len() > self.meta_prefix.len()
-                && name[..self.meta_prefix.len()].eq_ignore_ascii_case(&self.meta_prefix))
+        let prefix = &self.meta_prefix;
+        if self.identity.iter().any(|n| eq(name, n))
+            || (name.len() > prefix.len() && eq(&name[..prefix.len()], prefix))
         {
             return HeaderKind::Identity;
         }
@@ -137,7 +130,12 @@ impl KnownHeaders {
     /// The fixed names of RFC 9110 and the forwarding headers, independent of configuration.
     #[inline]
     pub fn framing_kind(name: &[u8]) -> HeaderKind {
-        let eq = |s: &[u8]| name.eq_ignore_ascii_case(s);
+        KnownHeaders::framing_kind_by(name, |a, b| a.eq_ignore_ascii_case(b))
+    }
+
+    #[inline]
+    fn framing_kind_by(name: &[u8], eq: impl Fn(&[u8], &[u8]) -> bool) -> HeaderKind {
+        let eq = |s: &[u8]| eq(name, s);
         match name.len() {
             2 if eq(b"te") => HeaderKind::HopByHop,
             4 if eq(b"host") => HeaderKind::Host,
@@ -157,6 +155,19 @@ impl KnownHeaders {
             _ => HeaderKind::Other,
         }
     }
+}
+
+/// Case-insensitive equality reading `_` as `-` on both sides.
+#[inline]
+fn eq_folding_underscore(name: &[u8], known: &[u8]) -> bool {
+    let fold = |c: u8| {
+        if c == b'_' {
+            b'-'
+        } else {
+            c.to_ascii_lowercase()
+        }
+    };
+    name.len() == known.len() && name.iter().zip(known).all(|(&a, &b)| fold(a) == fold(b))
 }
 
 /// Whether a comma-separated header value contains `token` (case-insensitive, OWS trimmed).
@@ -211,6 +222,25 @@ mod tests {
             Ok(HeaderKind::AliasedIdentity)
         );
         assert_eq!(k.classify(b"my_header"), Ok(HeaderKind::Other));
+    }
+
+    #[test]
+    fn long_underscore_aliases_are_recognised_too() {
+        let long = format!("x_keyway_meta_{}", "a_b".repeat(40));
+        assert_eq!(
+            KnownHeaders::default().classify(long.as_bytes()),
+            Ok(HeaderKind::AliasedIdentity)
+        );
+        let key_header = format!("x-api-key-{}", "k".repeat(80));
+        let k = KnownHeaders {
+            api_key: key_header.as_bytes().into(),
+            ..KnownHeaders::default()
+        };
+        let alias = key_header.replace('-', "_").to_uppercase();
+        assert_eq!(k.classify(alias.as_bytes()), Err(RefusedAlias));
+        assert_eq!(k.classify(key_header.as_bytes()), Ok(HeaderKind::ApiKey));
+        let other = format!("x_other_{}", "a".repeat(100));
+        assert_eq!(k.classify(other.as_bytes()), Ok(HeaderKind::Other));
     }
 
     #[test]

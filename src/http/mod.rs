@@ -7,6 +7,7 @@
 //! where a message ends is refused here, before a byte reaches an upstream (DESIGN.md §8).
 
 pub mod chunked;
+pub mod date;
 pub mod headers;
 pub mod problem;
 pub mod request;

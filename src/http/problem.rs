@@ -14,6 +14,8 @@ pub struct ProblemExtras<'a> {
     pub headers: &'a [(&'a [u8], &'a [u8])],
     /// Additional complete header lines (`Name: value\r\n`...), appended as they are.
     pub raw_headers: &'a [u8],
+    /// The `Date` value (an IMF-fixdate from the caller's clock); empty: no `Date`.
+    pub date: &'a [u8],
 }
 
 /// Appends the whole response (head and body) for `problem` to `out`.
@@ -38,6 +40,9 @@ pub fn write_problem(out: &mut Vec<u8>, problem: Problem, extras: &ProblemExtras
 
     let mut w = HeadWriter::new(out);
     w.status_line(problem.status(), b"");
+    if !extras.date.is_empty() {
+        w.header(b"Date", extras.date);
+    }
     w.header(b"Content-Type", b"application/problem+json");
     w.header_u64(b"Content-Length", body.len() as u64);
     if problem.status() == 401 {
@@ -98,6 +103,7 @@ mod tests {
                 close: false,
                 headers: &[],
                 raw_headers: b"Retry-After: 3\r\n",
+                date: b"Sun, 06 Nov 1994 08:49:37 GMT",
             },
         );
         let text = String::from_utf8(out).unwrap();
@@ -106,6 +112,7 @@ mod tests {
         assert!(head.contains("WWW-Authenticate: Bearer"));
         assert!(head.contains(&format!("Content-Length: {}", body.len())));
         assert!(head.contains("\r\nRetry-After: 3"));
+        assert!(head.contains("\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"));
         let v: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(v["code"], "invalid_key");
         assert_eq!(v["status"], 401);

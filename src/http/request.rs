@@ -250,6 +250,8 @@ impl RequestHead {
         let mut hosts = 0u32;
         let mut content_length: Option<u64> = None;
         let mut chunked = false;
+        let mut te_present = false;
+        let mut unsupported_coding = false;
         let mut close = false;
         let mut keep_alive_token = false;
         for h in parsed {
@@ -274,13 +276,8 @@ impl RequestHead {
                     content_length = Some(parse_content_length(value)?);
                 }
                 HeaderKind::TransferEncoding => {
-                    if chunked {
-                        return Err(bad("Transfer-Encoding repeated"));
-                    }
-                    if !trim(value).eq_ignore_ascii_case(b"chunked") {
-                        return Err(bad("Transfer-Encoding must be exactly 'chunked'"));
-                    }
-                    chunked = true;
+                    te_present = true;
+                    read_transfer_codings(value, &mut chunked, &mut unsupported_coding)?;
                 }
                 HeaderKind::Connection => {
                     for token in value.split(|&b| b == b',').map(trim) {
@@ -328,12 +325,21 @@ impl RequestHead {
         if hosts > 1 {
             return Err(bad("Host header repeated"));
         }
-        if chunked && self.version == Version::Http10 {
+        if te_present && self.version == Version::Http10 {
             return Err(bad("Transfer-Encoding is not allowed in HTTP/1.0"));
+        }
+        if te_present && !chunked {
+            return Err(bad("Transfer-Encoding must end in 'chunked'"));
         }
         self.framing = match (content_length, chunked) {
             (Some(_), true) => {
                 return Err(bad("both Content-Length and Transfer-Encoding present"));
+            }
+            (None, true) if unsupported_coding => {
+                return Err(HeadError {
+                    problem: Problem::NotImplemented,
+                    detail: "transfer codings other than chunked are not supported; send the body chunked or with Content-Length",
+                });
             }
             (None, true) => Framing::Chunked,
             (Some(0) | None, false) => Framing::None,
@@ -365,6 +371,31 @@ impl RequestHead {
             .filter(|h| h.kind == HeaderKind::Connection)
             .any(|h| has_token(h.value.get(buf), token))
     }
+}
+
+/// Reads one Transfer-Encoding line: comma-separated bare codings, `chunked` once and last
+/// (over all lines). A malformed list (empty element, parameters, non-token bytes, a coding
+/// after `chunked`) is 400 here; a well-formed coding other than `chunked` before it is only
+/// noted, for a 501 once the head is otherwise valid (RFC 9112 §6.1).
+fn read_transfer_codings(
+    value: &[u8],
+    chunked: &mut bool,
+    unsupported: &mut bool,
+) -> Result<(), HeadError> {
+    for coding in value.split(|&b| b == b',').map(trim) {
+        if coding.is_empty() || !coding.iter().all(|&b| super::is_tchar(b)) {
+            return Err(bad("malformed Transfer-Encoding"));
+        }
+        if *chunked {
+            return Err(bad("Transfer-Encoding has a coding after 'chunked'"));
+        }
+        if coding.eq_ignore_ascii_case(b"chunked") {
+            *chunked = true;
+        } else {
+            *unsupported = true;
+        }
+    }
+    Ok(())
 }
 
 /// Size checks on an incomplete head: a request line or head that can no longer fit is

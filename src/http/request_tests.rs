@@ -92,11 +92,32 @@ fn bad_transfer_encodings() {
         "xchunked",
         "chunked\x0b",
         "identity",
-        "gzip, chunked",
+        "chunked, chunked",
+        "chunked,",
+        ", chunked",
+        "gzip;q=1, chunked",
+        "chunked;x=1",
     ] {
         let raw = format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {te}\r\n\r\n");
         assert_eq!(problem(raw.as_bytes()), Problem::BadRequest, "{te:?}");
     }
+    // Well formed, ending in chunked, but a coding we do not implement: 501.
+    for te in [
+        "gzip, chunked",
+        "deflate,chunked",
+        "identity, gzip, CHUNKED",
+    ] {
+        let raw = format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {te}\r\n\r\n");
+        assert_eq!(problem(raw.as_bytes()), Problem::NotImplemented, "{te:?}");
+    }
+    let lines = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert_eq!(problem(lines), Problem::NotImplemented);
+    let after = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n";
+    assert_eq!(problem(after), Problem::BadRequest);
+    let with_cl = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+    assert_eq!(problem(with_cl), Problem::BadRequest);
+    let http10 = b"POST / HTTP/1.0\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+    assert_eq!(problem(http10), Problem::BadRequest);
     let two = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n";
     assert_eq!(problem(two), Problem::BadRequest);
     let http10 = b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n";

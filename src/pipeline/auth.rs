@@ -4,7 +4,7 @@
 use crate::error::Problem;
 use crate::http::headers::trim;
 use crate::http::RequestHead;
-use crate::keys::{authenticate, AuthError, Authenticated, Snapshot};
+use crate::keys::{authenticate, looks_like_ours, AuthError, Authenticated, Snapshot};
 
 /// Where the key came from, so the forwarding step strips exactly that.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,13 +138,20 @@ pub fn strip_query_param(target: &[u8], param: &[u8], out: &mut Vec<u8>) {
 }
 
 /// The token of `Bearer <token>` (scheme case-insensitive, one or more spaces).
-fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+pub fn bearer_token(value: &[u8]) -> Option<&[u8]> {
     let value = trim(value);
     if value.len() < 7 || !value[..6].eq_ignore_ascii_case(b"bearer") || value[6] != b' ' {
         return None;
     }
     let token = trim(&value[7..]);
     (!token.is_empty()).then_some(token)
+}
+
+/// Whether an Authorization value is a Bearer token shaped like one of our keys (whatever its
+/// prefix or checksum). Such a header is never forwarded, on any route: a key must not reach
+/// an upstream even where the gateway did not take it as the request's key.
+pub fn carries_key(authorization: &[u8]) -> bool {
+    bearer_token(authorization).is_some_and(looks_like_ours)
 }
 
 /// Authenticates the presented key; the 401 problem on failure.
@@ -270,5 +277,20 @@ mod tests {
         assert_eq!(bearer_token(b"Bearerabc"), None);
         assert_eq!(bearer_token(b"Bearer "), None);
         assert_eq!(bearer_token(b"Basic abc"), None);
+    }
+
+    #[test]
+    fn key_shaped_bearer_tokens_are_recognised() {
+        let key = b"Bearer kw_test_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        assert!(carries_key(key));
+        assert!(carries_key(
+            b"bearer  acme_live_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        ));
+        assert!(!carries_key(
+            b"Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig"
+        ));
+        assert!(!carries_key(
+            b"Basic kw_test_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        ));
     }
 }

@@ -108,6 +108,12 @@ pub(super) async fn forward(
             identity,
             identity_lines: &conn.identity_lines,
             target: &conn.target,
+            // Written before a server is picked: the upstream's first server names it.
+            host_fallback: head
+                .host
+                .is_none()
+                .then(|| shared.config.upstreams[upstream].servers.first().copied())
+                .flatten(),
         },
     );
     conn.rb.consume(head.head_len);
@@ -281,6 +287,7 @@ pub(super) async fn forward(
             extra: response_extra,
             raw_extra: &conn.answer_lines,
             request_id: rid.as_bytes(),
+            date: &ctx.date(),
         },
     );
     let reusable = resp.reusable;
@@ -374,6 +381,7 @@ async fn finish_refusal(
             close: !keep_alive,
             headers: &[],
             raw_headers: &conn.answer_lines,
+            date: &ctx.date(),
         },
     );
     let ok = conn.stream.write_all(&conn.out).await.is_ok();

@@ -2,17 +2,19 @@
 //! key headers removed, forwarding and identity headers added) and the response head for the
 //! client (re-framed for the client's HTTP version).
 
+use crate::http::headers::trim;
 use crate::http::headers::HeaderKind;
 use crate::http::response::{ResponseFraming, ResponseHead};
 use crate::http::write::HeadWriter;
 use crate::http::{Framing, RequestHead, Version};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// What the gateway adds to a forwarded request.
 pub struct Forwarding<'a> {
     pub client_ip: Option<IpAddr>,
     pub request_id: &'a [u8],
-    /// The Authorization header carried the API key (Bearer) and must not be forwarded.
+    /// The Authorization header carried the API key (Bearer) and must not be forwarded. (A
+    /// Bearer token shaped like a key is never forwarded, whatever this says.)
     pub strip_authorization: bool,
     /// Identity headers `(name, value)` for the upstream.
     pub identity: &'a [(&'a [u8], &'a [u8])],
@@ -20,6 +22,8 @@ pub struct Forwarding<'a> {
     pub identity_lines: &'a [u8],
     /// Replaces the client's target when not empty (a key taken from the query).
     pub target: &'a [u8],
+    /// The upstream server's address: the Host of a request that came without one (HTTP/1.0).
+    pub host_fallback: Option<SocketAddr>,
 }
 
 /// Writes the upstream request head. The body framing is re-declared by us: a chunked body is
@@ -32,21 +36,32 @@ pub fn write_request_head(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], fwd
         fwd.target
     };
     w.request_line(head.method_span.get(buf), target);
-    let mut xff: Option<&[u8]> = None;
-    let mut forwarded: Option<&[u8]> = None;
+    if head.host.is_none() {
+        // HTTP/1.0 without Host, forwarded as HTTP/1.1: name the upstream (RFC 9112 §3.2).
+        let mut hostbuf = [0u8; 64];
+        w.header(b"Host", format_addr(fwd.host_fallback, &mut hostbuf));
+    }
+    let mut xff = false;
+    let mut forwarded = false;
     for h in &head.headers {
         let name = h.name.get(buf);
         let value = h.value.get(buf);
         match h.kind {
-            HeaderKind::Other | HeaderKind::Host => {
+            // Host is end-to-end whatever `Connection` lists: it is never dropped.
+            HeaderKind::Host => w.header(name, value),
+            HeaderKind::Other => {
                 if !head.connection_drops.is_empty() && head.listed_in_connection(buf, name) {
                     continue;
                 }
                 w.header(name, value);
             }
-            HeaderKind::Authorization if !fwd.strip_authorization => w.header(name, value),
-            HeaderKind::XForwardedFor => xff = Some(value),
-            HeaderKind::Forwarded => forwarded = Some(value),
+            HeaderKind::Authorization
+                if !fwd.strip_authorization && !super::auth::carries_key(value) =>
+            {
+                w.header(name, value)
+            }
+            HeaderKind::XForwardedFor => xff = true,
+            HeaderKind::Forwarded => forwarded = true,
             // Framing is re-declared below; hop-by-hop, Expect (answered by us), the key, the
             // request id (re-set) and every client-sent identity header are dropped.
             _ => {}
@@ -66,18 +81,17 @@ pub fn write_request_head(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], fwd
         }
     }
     if let Some(ip) = fwd.client_ip {
+        // Every line the client sent, in order (the policy judged them all), then our hop.
         let mut ipbuf = [0u8; 64];
         let ip_text = format_ip(ip, &mut ipbuf);
         w.out.extend_from_slice(b"x-forwarded-for: ");
-        if let Some(prev) = xff.filter(|v| !v.is_empty()) {
-            w.out.extend_from_slice(prev);
-            w.out.extend_from_slice(b", ");
+        if xff {
+            write_lines(w.out, head, buf, HeaderKind::XForwardedFor);
         }
         w.out.extend_from_slice(ip_text);
         w.out.extend_from_slice(b"\r\nforwarded: ");
-        if let Some(prev) = forwarded.filter(|v| !v.is_empty()) {
-            w.out.extend_from_slice(prev);
-            w.out.extend_from_slice(b", ");
+        if forwarded {
+            write_lines(w.out, head, buf, HeaderKind::Forwarded);
         }
         w.out.extend_from_slice(b"for=");
         if ip.is_ipv6() {
@@ -95,6 +109,27 @@ pub fn write_request_head(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], fwd
     }
     w.out.extend_from_slice(fwd.identity_lines);
     w.end();
+}
+
+/// Appends the non-empty values of every `kind` header, in order, each followed by `, `.
+fn write_lines(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], kind: HeaderKind) {
+    for h in head.headers.iter().filter(|h| h.kind == kind) {
+        let value = trim(h.value.get(buf));
+        if !value.is_empty() {
+            out.extend_from_slice(value);
+            out.extend_from_slice(b", ");
+        }
+    }
+}
+
+/// `ip:port` (IPv6 in brackets), or nothing when there is no address.
+fn format_addr(addr: Option<SocketAddr>, buf: &mut [u8; 64]) -> &[u8] {
+    use std::io::Write;
+    let Some(addr) = addr else { return &[] };
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    let _ = write!(cursor, "{addr}");
+    let n = cursor.position() as usize;
+    &buf[..n]
 }
 
 fn format_ip(ip: IpAddr, buf: &mut [u8; 64]) -> &[u8] {
@@ -141,6 +176,8 @@ pub struct ToClient<'a> {
     /// Complete header lines added as they are (rate-limit headers).
     pub raw_extra: &'a [u8],
     pub request_id: &'a [u8],
+    /// `Date` for an upstream answer that has none (RFC 9110 §6.6.1); empty: add none.
+    pub date: &'a [u8],
 }
 
 /// Writes the client response head.
@@ -152,10 +189,12 @@ pub fn write_response_head(out: &mut Vec<u8>, resp: &ResponseHead, ubuf: &[u8], 
         extra,
         raw_extra,
         request_id,
+        date,
     } = *to;
     let mut w = HeadWriter::new(out);
     w.status_line(resp.status, resp.reason.get(ubuf));
     let mut has_request_id = false;
+    let mut has_date = false;
     for h in &resp.headers {
         let name = h.name.get(ubuf);
         match h.kind {
@@ -174,6 +213,7 @@ pub fn write_response_head(out: &mut Vec<u8>, resp: &ResponseHead, ubuf: &[u8], 
                     continue;
                 }
                 has_request_id |= h.kind == HeaderKind::XRequestId;
+                has_date |= name.len() == 4 && name.eq_ignore_ascii_case(b"date");
                 w.header(name, h.value.get(ubuf));
             }
         }
@@ -185,6 +225,9 @@ pub fn write_response_head(out: &mut Vec<u8>, resp: &ResponseHead, ubuf: &[u8], 
     }
     if !has_request_id {
         w.header(b"x-request-id", request_id);
+    }
+    if !has_date && !date.is_empty() {
+        w.header(b"Date", date);
     }
     for (name, value) in extra {
         w.header(name, value);
@@ -223,6 +266,7 @@ mod tests {
                 identity: &[(b"x-keyway-tenant", b"acme")],
                 identity_lines: b"",
                 target: b"",
+                host_fallback: None,
             },
         );
         let text = String::from_utf8(out).unwrap();
@@ -250,6 +294,7 @@ mod tests {
                 identity: &[],
                 identity_lines: b"",
                 target: b"",
+                host_fallback: None,
             },
         );
         let text = String::from_utf8(out).unwrap();
@@ -278,11 +323,90 @@ mod tests {
                 extra: &[],
                 raw_extra: b"",
                 request_id: b"r",
+                date: b"",
             },
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 200 OK\r\nX-A: 1\r\nx-request-id: r\r\nConnection: close\r\n\r\n"
         );
+    }
+
+    fn upstream_head(raw: &[u8], host_fallback: Option<SocketAddr>) -> String {
+        let mut head = RequestHead::default();
+        assert_eq!(
+            head.parse(raw, &HeadLimits::default(), &KnownHeaders::default()),
+            Ok(true)
+        );
+        let mut out = Vec::new();
+        let fwd = Forwarding {
+            client_ip: Some("127.0.0.1".parse().unwrap()),
+            request_id: b"r",
+            strip_authorization: false,
+            identity: &[],
+            identity_lines: b"",
+            target: b"",
+            host_fallback,
+        };
+        write_request_head(&mut out, &head, raw, &fwd);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn host_is_never_dropped_and_always_sent() {
+        let text = upstream_head(
+            b"GET / HTTP/1.1\r\nHost: api\r\nConnection: host\r\n\r\n",
+            None,
+        );
+        assert!(text.contains("\r\nHost: api\r\n"), "{text}");
+        let up = Some("10.1.2.3:8080".parse().unwrap());
+        let text = upstream_head(b"GET / HTTP/1.0\r\nConnection: host\r\n\r\n", up);
+        assert!(
+            text.starts_with("GET / HTTP/1.1\r\nHost: 10.1.2.3:8080\r\n"),
+            "{text}"
+        );
+        let text = upstream_head(b"GET / HTTP/1.0\r\n\r\n", Some("[::1]:81".parse().unwrap()));
+        assert!(text.contains("\r\nHost: [::1]:81\r\n"), "{text}");
+        assert_eq!(text.matches("Host:").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn every_forwarding_line_is_forwarded_in_order() {
+        let raw = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\nForwarded: for=1.1.1.1\r\nX-Forwarded-For: 2.2.2.2, 3.3.3.3\r\nX-Forwarded-For: \r\nForwarded: for=2.2.2.2\r\n\r\n";
+        let text = upstream_head(raw, None);
+        assert!(
+            text.contains("\r\nx-forwarded-for: 1.1.1.1, 2.2.2.2, 3.3.3.3, 127.0.0.1\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\r\nforwarded: for=1.1.1.1, for=2.2.2.2, for=127.0.0.1;proto=http\r\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn response_gets_one_date() {
+        let date = b"Sun, 06 Nov 1994 08:49:37 GMT";
+        for (raw, want) in [
+            (&b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"[..], "Sun, 06 Nov 1994"),
+            (b"HTTP/1.1 200 OK\r\nDATE: Mon, 07 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\n\r\n", "Mon, 07 Nov 1994"),
+        ] {
+            let mut resp = ResponseHead::default();
+            assert_eq!(resp.parse(raw, false, 65536), Ok(true));
+            let mut out = Vec::new();
+            let to = ToClient {
+                framing: ClientFraming::Length(0),
+                keep_alive: true,
+                version: Version::Http11,
+                extra: &[],
+                raw_extra: b"",
+                request_id: b"r",
+                date,
+            };
+            write_response_head(&mut out, &resp, raw, &to);
+            let text = String::from_utf8(out).unwrap().to_ascii_lowercase();
+            assert_eq!(text.matches("\r\ndate: ").count(), 1, "{text}");
+            assert!(text.contains(&want.to_ascii_lowercase()), "{text}");
+        }
     }
 }

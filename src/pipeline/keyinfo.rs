@@ -2,6 +2,7 @@
 //! upstream (`x-keyway-scopes`, `x-keyway-meta-*`) and its lifecycle for the client
 //! (`Deprecation`, `Sunset`).
 
+use crate::http::date::imf_fixdate;
 use crate::http::{is_tchar, is_valid_value};
 
 /// Keys expiring within this many seconds announce it with `Sunset`.
@@ -22,11 +23,8 @@ pub fn lifecycle_headers(grace_until: Option<i64>, expiring: Option<i64>, now: i
     };
     Lifecycle {
         deprecation: grace_until.map(|_| format!("@{now}")),
-        sunset: end.map(|t| {
-            httpdate::fmt_http_date(
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64),
-            )
-        }),
+        // Total: a grace or expiry past year 9999 says 9999-12-31, never panics.
+        sunset: end.map(|t| String::from_utf8_lossy(&imf_fixdate(t)).into_owned()),
     }
 }
 
@@ -73,5 +71,25 @@ pub fn write_key_context(
             out.extend_from_slice(value.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_date_formats_without_panicking() {
+        let now = 1_700_000_000;
+        for t in [i64::MAX, 253_402_300_800, 1 << 40, -1, i64::MIN] {
+            let l = lifecycle_headers(Some(t), None, now);
+            assert!(l.sunset.is_some_and(|s| s.ends_with(" GMT")));
+            let l = lifecycle_headers(None, Some(t), now);
+            assert!(l.sunset.is_some());
+        }
+        let far = lifecycle_headers(Some(i64::MAX), None, now).sunset.unwrap();
+        assert_eq!(far, "Fri, 31 Dec 9999 23:59:59 GMT");
+        let past = lifecycle_headers(Some(-5), None, now).sunset.unwrap();
+        assert_eq!(past, "Thu, 01 Jan 1970 00:00:00 GMT");
     }
 }

@@ -64,6 +64,9 @@ pub struct Conn {
     pub target: Vec<u8>,
     /// This request's audit facts (kept only when the audit log is on).
     pub note: account::Note,
+    /// This request's id, once its head is parsed: what the answer, the upstream and the
+    /// audit record all carry.
+    pub rid: RequestId,
     /// The client address this connection is counted for in the per-address cap.
     counted_ip: Option<IpAddr>,
 }
@@ -97,6 +100,7 @@ impl Conn {
 }
 
 /// A request id: the client's if it sent a sane one, else ours.
+#[derive(Clone, Copy)]
 pub struct RequestId {
     bytes: [u8; 64],
     len: usize,
@@ -127,6 +131,12 @@ impl RequestId {
         }
         id
     }
+
+    /// No id yet (a connection before its first head).
+    pub const NONE: RequestId = RequestId {
+        bytes: [0; 64],
+        len: 0,
+    };
 
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
@@ -188,6 +198,7 @@ pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
             on: ctx.audit.is_some(),
             ..Default::default()
         },
+        rid: RequestId::NONE,
         counted_ip,
     };
     let mut first = true;
@@ -280,6 +291,7 @@ async fn refuse_connection(ctx: &ShardCtx, mut stream: TcpStream, detail: &str) 
             close: true,
             headers: &[],
             raw_headers: &[],
+            date: &ctx.date(),
         },
     );
     // The answer fits the socket buffer; a peer that reads nothing cannot hold the shard.
@@ -316,24 +328,27 @@ fn count_forwarded_client(ctx: &ShardCtx, conn: &mut Conn) -> bool {
     true
 }
 
-/// Reads until a whole head is buffered and parsed. The first byte may take up to the
-/// keep-alive idle time (the head timeout on a new connection); from the first byte on the
-/// whole head must arrive within the head timeout, however it is trickled in. An idle
-/// connection reads its first bytes into a small stack array and takes its buffers only then.
+/// Reads until a whole head is buffered and parsed. On a new connection the whole head must
+/// arrive within the head timeout of the accept; between requests the first byte may take up
+/// to the keep-alive idle time, and the head timeout starts when that byte is here (however
+/// the rest is trickled in). An idle connection reads its first bytes into a small stack
+/// array and takes its buffers only then.
 async fn read_head(ctx: &ShardCtx, conn: &mut Conn, first: bool) -> HeadRead {
     let t = &ctx.shared.config.timeouts;
-    let mut deadline: Option<Instant> = None;
+    let mut deadline: Option<Instant> = first.then(|| Instant::now() + t.head);
     if conn.rb.is_parked() {
-        let wait = if first { t.head } else { t.keepalive_idle };
+        let wait = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()),
+            None => t.keepalive_idle,
+        };
         let mut lobby = [0u8; LOBBY];
-        let _ = conn.stream.set_read_timeout(Some(wait));
+        let _ = conn
+            .stream
+            .set_read_timeout(Some(wait.max(std::time::Duration::from_millis(1))));
         match conn.stream.read(&mut lobby).await {
             Ok(0) => return HeadRead::Closed,
-            Ok(n) => {
-                deadline = Some(Instant::now() + t.head);
-                conn.unpark(ctx, &lobby[..n]);
-            }
-            // Idle out between requests, or a reset: a clean end either way.
+            Ok(n) => conn.unpark(ctx, &lobby[..n]),
+            // Nothing of a head in time, or a reset: a quiet end either way.
             Err(_) => return HeadRead::Closed,
         }
     }
@@ -350,32 +365,30 @@ async fn read_head(ctx: &ShardCtx, conn: &mut Conn, first: bool) -> HeadRead {
             }
         }
         let now = Instant::now();
+        if deadline.is_none() && !conn.rb.pending().is_empty() {
+            // The head has begun (after the idle wait, or pipelined): it has the head timeout.
+            deadline = Some(now + t.head);
+        }
         let wait = match deadline {
-            Some(d) => {
-                if now >= d {
-                    return HeadRead::Refused(timeout_error());
-                }
-                d - now
-            }
-            None if first => t.head,
+            Some(d) if now >= d => return head_timed_out(conn),
+            Some(d) => d - now,
             None => t.keepalive_idle,
         };
         match conn.rb.fill(&mut conn.stream, wait).await {
             Ok(0) => return HeadRead::Closed,
-            Ok(_) => {
-                if deadline.is_none() {
-                    deadline = Some(Instant::now() + t.head);
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                return if conn.rb.pending().is_empty() && deadline.is_none() {
-                    HeadRead::Closed
-                } else {
-                    HeadRead::Refused(timeout_error())
-                };
-            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return head_timed_out(conn),
             Err(_) => return HeadRead::Closed,
         }
+    }
+}
+
+/// Time is up: a connection that sent nothing of a head is closed quietly, else 408.
+fn head_timed_out(conn: &Conn) -> HeadRead {
+    if conn.rb.pending().is_empty() {
+        HeadRead::Closed
+    } else {
+        HeadRead::Refused(timeout_error())
     }
 }
 
@@ -392,6 +405,7 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
     let buf = conn.rb.pending();
     let head = &conn.head;
     let rid = RequestId::for_request(ctx, head.x_request_id.map(|s| s.get(buf)));
+    conn.rid = rid;
     let note = &mut conn.note;
     if note.on {
         Note::set(true, &mut note.request_id, rid.as_bytes());
@@ -605,7 +619,9 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
     // A rotated-out secret still works until its grace ends: say so (RFC 9745, RFC 8594); a
     // key that expires within 7 days gets `Sunset` too.
     let now = ctx.now_unix.get();
-    let expiring = key.expires_at().filter(|&t| t - now <= SUNSET_WARNING_S);
+    let expiring = key
+        .expires_at()
+        .filter(|&t| t.saturating_sub(now) <= SUNSET_WARNING_S);
     let lifecycle = lifecycle_headers(caller.grace_until, expiring, now);
     let mut extra: Vec<(&[u8], &[u8])> = Vec::new();
     if let Some(deprecation) = &lifecycle.deprecation {
@@ -682,14 +698,14 @@ async fn refuse(
         && conn.head.framing == Framing::None
         && !problem.closes_connection()
         && !ctx.draining.get();
-    let rid = if head_parsed {
-        RequestId::for_request(
-            ctx,
-            conn.head.x_request_id.map(|s| s.get(conn.rb.pending())),
-        )
-    } else {
-        RequestId::for_request(ctx, None)
-    };
+    // A parsed head already has its id (in the audit note, maybe upstream): answer with it.
+    // An unparsed one gets its id now, and the audit record the same.
+    if !head_parsed {
+        conn.rid = RequestId::for_request(ctx, None);
+        let note = &mut conn.note;
+        Note::set(note.on, &mut note.request_id, conn.rid.as_bytes());
+    }
+    let rid = conn.rid;
     conn.out.clear();
     write_problem(
         &mut conn.out,
@@ -700,6 +716,7 @@ async fn refuse(
             close: !keep_alive,
             headers: &[],
             raw_headers: &conn.answer_lines,
+            date: &ctx.date(),
         },
     );
     if head_parsed {

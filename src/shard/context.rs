@@ -5,6 +5,7 @@ use crate::audit::{Batch, ShardAudit};
 use crate::config::Cidr;
 use crate::config::Config;
 use crate::config::RateLimitHeaders;
+use crate::http::date::{imf_fixdate, IMF_FIXDATE_LEN};
 use crate::http::{HeadLimits, KnownHeaders};
 use crate::metrics::{Published, ShardMetrics};
 use crate::pipeline::client::Spares;
@@ -148,6 +149,10 @@ pub struct ShardCtx {
     /// Unix seconds, refreshed by the shard's control timer (10 ms): validity checks need
     /// seconds, not a clock read per request.
     pub now_unix: Cell<i64>,
+    /// `Date` for answers: the IMF-fixdate of `date_of`, re-formatted only when `now_unix` has
+    /// moved to another second (see [`ShardCtx::date`]).
+    date: Cell<[u8; IMF_FIXDATE_LEN]>,
+    date_of: Cell<i64>,
     /// This shard's rate counters (local counts plus what the other shards reported).
     pub limiter: RefCell<Limiter>,
     pub ratelimit_headers: HeaderMode,
@@ -221,6 +226,7 @@ impl ShardCtx {
                 sync_interval_ms: c.ratelimit.sync_interval.as_millis() as u64,
             },
         );
+        let now = crate::reload::unix_now();
         let ratelimit_headers = match c.ratelimit.headers {
             RateLimitHeaders::Ietf => HeaderMode::Ietf,
             RateLimitHeaders::Legacy => HeaderMode::Legacy,
@@ -234,7 +240,9 @@ impl ShardCtx {
             in_flight: Cell::new(0),
             request_ids: RequestIds::new(id),
             keys: RefCell::new(keys.map(Rc::new)),
-            now_unix: Cell::new(crate::reload::unix_now()),
+            now_unix: Cell::new(now),
+            date: Cell::new(imf_fixdate(now)),
+            date_of: Cell::new(now),
             limiter: RefCell::new(limiter),
             ratelimit_headers,
             limit_max_wait_ms: c.ratelimit.max_wait.as_millis() as i64,
@@ -253,6 +261,20 @@ impl ShardCtx {
                 .min(u32::MAX as usize) as u32,
             shared,
         }
+    }
+}
+
+impl ShardCtx {
+    /// The `Date` value for an answer now (to the second of the shard's clock tick): formatted
+    /// once per second per shard, not per request.
+    #[inline]
+    pub fn date(&self) -> [u8; IMF_FIXDATE_LEN] {
+        let now = self.now_unix.get();
+        if now != self.date_of.get() {
+            self.date.set(imf_fixdate(now));
+            self.date_of.set(now);
+        }
+        self.date.get()
     }
 }
 
