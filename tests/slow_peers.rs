@@ -116,7 +116,9 @@ fn a_body_at_a_steady_pace_is_not_cut() {
 fn clients_that_read_nothing_give_their_upstream_connection_back() {
     let up = Upstream::echo();
     let gw = gateway(&up, "");
-    // 100 KB answers: more than the small receive buffers hold, less than the gateway spills.
+    // 100 KB answers: more than the small receive buffers hold. The kernel's send buffers
+    // (megabytes on loopback) take most of it, the gateway's spill the rest; this pins the
+    // property, `a_client_blocking_a_large_answer...` the cut for answers past both.
     let readers: Vec<TcpStream> = (0..6)
         .map(|_| {
             let mut s = slow_socket("127.0.0.3", gw.addr);
