@@ -489,29 +489,46 @@ async fn read_client(
 /// Reads the request body into the client buffer until it is all there or the buffer is
 /// full, so the upstream connection is taken only for a body that is ready to flow.
 async fn buffer_body(conn: &mut Conn, req: &ReqInfo, pace: &mut Pace) -> Result<(), SendError> {
-    while !conn.rb.is_full() && !body_complete(conn.rb.pending(), req.framing) {
+    let mut body = BodyScan::new(req.framing);
+    while !conn.rb.is_full() && !body.complete(conn.rb.pending()) {
         read_client(&mut conn.rb, &mut conn.stream, pace).await?;
     }
     Ok(())
 }
 
-/// Whether `pending` holds the whole body (a malformed chunked body counts as complete: the
-/// send step reports it).
-fn body_complete(pending: &[u8], framing: Framing) -> bool {
-    match framing {
-        Framing::None => true,
-        Framing::Length(n) => pending.len() as u64 >= n,
-        Framing::Chunked => {
-            let mut decoder = ChunkedDecoder::new();
-            let mut at = 0;
-            while at < pending.len() && !decoder.is_done() {
-                match decoder.decode(&pending[at..]) {
-                    Ok(d) if d.consumed > 0 => at += d.consumed,
-                    Ok(_) => break,
-                    Err(_) => return true,
+/// Finds where a buffered body ends, looking at each byte once however it trickles in.
+struct BodyScan {
+    framing: Framing,
+    decoder: ChunkedDecoder,
+    /// Bytes of the pending body already decoded.
+    scanned: usize,
+}
+
+impl BodyScan {
+    fn new(framing: Framing) -> BodyScan {
+        BodyScan {
+            framing,
+            decoder: ChunkedDecoder::new(),
+            scanned: 0,
+        }
+    }
+
+    /// Whether `pending` holds the whole body (a malformed chunked body counts as complete:
+    /// the send step reports it).
+    fn complete(&mut self, pending: &[u8]) -> bool {
+        match self.framing {
+            Framing::None => true,
+            Framing::Length(n) => pending.len() as u64 >= n,
+            Framing::Chunked => {
+                while self.scanned < pending.len() && !self.decoder.is_done() {
+                    match self.decoder.decode(&pending[self.scanned..]) {
+                        Ok(d) if d.consumed > 0 => self.scanned += d.consumed,
+                        Ok(_) => break,
+                        Err(_) => return true,
+                    }
                 }
+                self.decoder.is_done()
             }
-            decoder.is_done()
         }
     }
 }
@@ -598,4 +615,31 @@ async fn read_response_head(
 
 fn up_head_limit() -> usize {
     super::UPSTREAM_BUF - 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunked_body_is_found_complete_however_it_trickles_in() {
+        let body = b"5\r\nhello\r\n3;x=1\r\nabc\r\n0\r\nT: v\r\n\r\n";
+        for step in 1..body.len() {
+            let mut scan = BodyScan::new(Framing::Chunked);
+            let mut end = 0;
+            while end < body.len() {
+                assert!(
+                    !scan.complete(&body[..end]),
+                    "complete at {end} of {}",
+                    body.len()
+                );
+                end = (end + step).min(body.len());
+            }
+            assert!(scan.complete(body));
+        }
+        let mut scan = BodyScan::new(Framing::Chunked);
+        assert!(scan.complete(b"zz\r\n"), "malformed: left to the send step");
+        assert!(BodyScan::new(Framing::Length(3)).complete(b"abc"));
+        assert!(!BodyScan::new(Framing::Length(4)).complete(b"abc"));
+    }
 }

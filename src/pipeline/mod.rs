@@ -352,18 +352,22 @@ async fn read_head(ctx: &ShardCtx, conn: &mut Conn, first: bool) -> HeadRead {
             Err(_) => return HeadRead::Closed,
         }
     }
+    // Pending bytes already looked at: a head trickled a byte at a time is parsed once per
+    // line, not once per byte (which would cost the gateway quadratic work per head).
+    let mut seen = 0usize;
     loop {
-        if !conn.rb.pending().is_empty() {
-            match conn.head.parse(
-                conn.rb.pending(),
-                &ctx.shared.head_limits,
-                &ctx.shared.known,
-            ) {
+        let pending = conn.rb.pending();
+        if pending.len() > seen && worth_parsing(pending, seen, &ctx.shared.head_limits) {
+            match conn
+                .head
+                .parse(pending, &ctx.shared.head_limits, &ctx.shared.known)
+            {
                 Ok(true) => return HeadRead::Ready,
                 Ok(false) => {}
                 Err(e) => return HeadRead::Refused(e),
             }
         }
+        seen = pending.len();
         let now = Instant::now();
         if deadline.is_none() && !conn.rb.pending().is_empty() {
             // The head has begun (after the idle wait, or pipelined): it has the head timeout.
@@ -381,6 +385,16 @@ async fn read_head(ctx: &ShardCtx, conn: &mut Conn, first: bool) -> HeadRead {
             Err(_) => return HeadRead::Closed,
         }
     }
+}
+
+/// Whether `pending` (of which the first `seen` bytes were parsed before, incomplete) may
+/// now parse differently: a line ended, or a size limit was crossed.
+fn worth_parsing(pending: &[u8], seen: usize, limits: &crate::http::HeadLimits) -> bool {
+    let crossed = |limit: usize| seen <= limit && pending.len() > limit;
+    seen == 0
+        || memchr::memchr(b'\n', &pending[seen..]).is_some()
+        || crossed(limits.max_request_line)
+        || crossed(limits.max_head_bytes)
 }
 
 /// Time is up: a connection that sent nothing of a head is closed quietly, else 408.
