@@ -2,17 +2,15 @@
 //! read the response head, relay the response, and put the connection back only if the
 //! exchange ended cleanly.
 
-use super::client::Pace;
-use super::client::ReadBuf;
+use super::body::{buffer_body, refuse_body, send_request, SendError};
+use super::client::{Pace, ReadBuf};
 use super::heads::{
     client_framing, write_request_head, write_response_head, ClientFraming, Forwarding, ToClient,
 };
 use super::relay::{relay_body, RelayError, Upstream};
 use super::{Conn, Finished, RequestId};
 use crate::error::Problem;
-use crate::http::chunked::{ChunkedDecoder, LAST_CHUNK};
 use crate::http::response::ResponseHead;
-use crate::http::write::push_chunk;
 use crate::http::{Framing, Method, Version};
 use crate::metrics::{Outcome, UpstreamErrorKind};
 use crate::shard::ShardCtx;
@@ -22,30 +20,17 @@ use glommio::net::TcpStream;
 use std::io;
 use std::time::{Duration, Instant};
 
-/// Flush the serialisation buffer to the peer once it holds this much.
-const FLUSH_AT: usize = 64 * 1024;
-
 /// The facts about the request still needed once its head bytes are consumed.
 #[derive(Clone, Copy)]
-struct ReqInfo {
-    version: Version,
-    keep_alive: bool,
-    framing: Framing,
-    expect_continue: bool,
-    is_head: bool,
+pub(super) struct ReqInfo {
+    pub version: Version,
+    pub keep_alive: bool,
+    pub framing: Framing,
+    pub expect_continue: bool,
+    pub is_head: bool,
     /// No body and an idempotent method: may be resent on a fresh connection.
-    retryable: bool,
-    max_body: u64,
-}
-
-enum SendError {
-    Upstream,
-    ClientGone,
-    ClientTimeout,
-    /// The body arrived below `limits.min_body_rate` past `timeouts.body_grace`.
-    ClientTooSlow,
-    TooLarge,
-    BadChunk(&'static str),
+    pub retryable: bool,
+    pub max_body: u64,
 }
 
 enum HeadError {
@@ -351,7 +336,7 @@ async fn fresh_or_refuse(
     }
 }
 
-fn aborted(route: usize) -> Finished {
+pub(super) fn aborted(route: usize) -> Finished {
     Finished {
         outcome: Outcome::Aborted,
         route: Some(route),
@@ -360,7 +345,7 @@ fn aborted(route: usize) -> Finished {
 }
 
 /// A refusal after the client's head bytes were consumed: write the problem directly.
-async fn finish_refusal(
+pub(super) async fn finish_refusal(
     ctx: &ShardCtx,
     conn: &mut Conn,
     problem: Problem,
@@ -390,180 +375,6 @@ async fn finish_refusal(
         route: Some(route),
         keep_alive: keep_alive && ok,
     }
-}
-
-/// Sends the head in `conn.out` and the request body, re-framed. `out` is left holding the
-/// head when there is no body, so a retry can send it again.
-async fn send_request(
-    up: &mut TcpStream,
-    conn: &mut Conn,
-    req: &ReqInfo,
-    pace: &mut Pace,
-) -> Result<u64, SendError> {
-    let out = &mut conn.out;
-    let rb = &mut conn.rb;
-    match req.framing {
-        Framing::None => {
-            up.write_all(out).await.map_err(|_| SendError::Upstream)?;
-            Ok(0)
-        }
-        Framing::Length(n) => {
-            let mut remaining = n;
-            let k = (remaining as usize).min(rb.pending().len()).min(FLUSH_AT);
-            out.extend_from_slice(&rb.pending()[..k]);
-            rb.consume(k);
-            remaining -= k as u64;
-            up.write_all(out).await.map_err(|_| SendError::Upstream)?;
-            while remaining > 0 {
-                if rb.pending().is_empty() {
-                    read_client(rb, &mut conn.stream, pace).await?;
-                }
-                let k = (remaining.min(rb.pending().len() as u64)) as usize;
-                up.write_all(&rb.pending()[..k])
-                    .await
-                    .map_err(|_| SendError::Upstream)?;
-                rb.consume(k);
-                remaining -= k as u64;
-            }
-            Ok(n)
-        }
-        Framing::Chunked => {
-            let mut decoder = ChunkedDecoder::new();
-            let mut total = 0u64;
-            loop {
-                while !rb.pending().is_empty() && !decoder.is_done() {
-                    let d = decoder
-                        .decode(rb.pending())
-                        .map_err(|e| SendError::BadChunk(e.detail()))?;
-                    if let Some((a, b)) = d.data {
-                        total += (b - a) as u64;
-                        if total > req.max_body {
-                            return Err(SendError::TooLarge);
-                        }
-                        push_chunk(out, &rb.pending()[a..b]);
-                    }
-                    rb.consume(d.consumed);
-                }
-                if decoder.is_done() {
-                    out.extend_from_slice(LAST_CHUNK);
-                    up.write_all(out).await.map_err(|_| SendError::Upstream)?;
-                    return Ok(total);
-                }
-                if out.len() >= FLUSH_AT || rb.pending().is_empty() {
-                    up.write_all(out).await.map_err(|_| SendError::Upstream)?;
-                    out.clear();
-                }
-                read_client(rb, &mut conn.stream, pace).await?;
-            }
-        }
-    }
-}
-
-async fn read_client(
-    rb: &mut ReadBuf,
-    stream: &mut TcpStream,
-    pace: &mut Pace,
-) -> Result<(), SendError> {
-    let (wait, by_rate) = pace.next_wait(Instant::now());
-    let too_slow = || {
-        if by_rate {
-            SendError::ClientTooSlow
-        } else {
-            SendError::ClientTimeout
-        }
-    };
-    if wait.is_zero() {
-        return Err(too_slow());
-    }
-    match rb.fill(stream, wait).await {
-        Ok(0) => Err(SendError::ClientGone),
-        Ok(n) => {
-            pace.received(n);
-            Ok(())
-        }
-        Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(too_slow()),
-        Err(_) => Err(SendError::ClientGone),
-    }
-}
-
-/// Reads the request body into the client buffer until it is all there or the buffer is
-/// full, so the upstream connection is taken only for a body that is ready to flow.
-async fn buffer_body(conn: &mut Conn, req: &ReqInfo, pace: &mut Pace) -> Result<(), SendError> {
-    let mut body = BodyScan::new(req.framing);
-    while !conn.rb.is_full() && !body.complete(conn.rb.pending()) {
-        read_client(&mut conn.rb, &mut conn.stream, pace).await?;
-    }
-    Ok(())
-}
-
-/// Finds where a buffered body ends, looking at each byte once however it trickles in.
-struct BodyScan {
-    framing: Framing,
-    decoder: ChunkedDecoder,
-    /// Bytes of the pending body already decoded.
-    scanned: usize,
-}
-
-impl BodyScan {
-    fn new(framing: Framing) -> BodyScan {
-        BodyScan {
-            framing,
-            decoder: ChunkedDecoder::new(),
-            scanned: 0,
-        }
-    }
-
-    /// Whether `pending` holds the whole body (a malformed chunked body counts as complete:
-    /// the send step reports it).
-    fn complete(&mut self, pending: &[u8]) -> bool {
-        match self.framing {
-            Framing::None => true,
-            Framing::Length(n) => pending.len() as u64 >= n,
-            Framing::Chunked => {
-                while self.scanned < pending.len() && !self.decoder.is_done() {
-                    match self.decoder.decode(&pending[self.scanned..]) {
-                        Ok(d) if d.consumed > 0 => self.scanned += d.consumed,
-                        Ok(_) => break,
-                        Err(_) => return true,
-                    }
-                }
-                self.decoder.is_done()
-            }
-        }
-    }
-}
-
-/// The answer to a request whose body could not be read through: the connection closes.
-async fn refuse_body(
-    ctx: &ShardCtx,
-    conn: &mut Conn,
-    e: SendError,
-    route: usize,
-    req: ReqInfo,
-    rid: &RequestId,
-) -> Finished {
-    let (problem, detail) = match e {
-        SendError::ClientGone => return aborted(route),
-        SendError::ClientTimeout => (Problem::RequestTimeout, "request body not received in time"),
-        SendError::ClientTooSlow => (
-            Problem::RequestTimeout,
-            "request body arrived slower than the gateway's minimum rate; send it faster",
-        ),
-        SendError::TooLarge => (
-            Problem::BodyTooLarge,
-            "request body exceeds the body size limit",
-        ),
-        SendError::BadChunk(detail) => (Problem::BadRequest, detail),
-        SendError::Upstream => (
-            Problem::UpstreamUnavailable,
-            "the upstream connection failed while sending the request",
-        ),
-    };
-    let req = ReqInfo {
-        keep_alive: false,
-        ..req
-    };
-    finish_refusal(ctx, conn, problem, detail, route, req, rid).await
 }
 
 /// Reads the upstream's response head into `up`, skipping interim (1xx) responses.
@@ -615,31 +426,4 @@ async fn read_response_head(
 
 fn up_head_limit() -> usize {
     super::UPSTREAM_BUF - 1
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_chunked_body_is_found_complete_however_it_trickles_in() {
-        let body = b"5\r\nhello\r\n3;x=1\r\nabc\r\n0\r\nT: v\r\n\r\n";
-        for step in 1..body.len() {
-            let mut scan = BodyScan::new(Framing::Chunked);
-            let mut end = 0;
-            while end < body.len() {
-                assert!(
-                    !scan.complete(&body[..end]),
-                    "complete at {end} of {}",
-                    body.len()
-                );
-                end = (end + step).min(body.len());
-            }
-            assert!(scan.complete(body));
-        }
-        let mut scan = BodyScan::new(Framing::Chunked);
-        assert!(scan.complete(b"zz\r\n"), "malformed: left to the send step");
-        assert!(BodyScan::new(Framing::Length(3)).complete(b"abc"));
-        assert!(!BodyScan::new(Framing::Length(4)).complete(b"abc"));
-    }
 }

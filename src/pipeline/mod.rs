@@ -6,9 +6,12 @@
 //! [`Problem`]; only [`forward`] talks to an upstream.
 
 mod account;
+mod admit;
 mod auth;
+mod body;
 pub mod client;
 mod forward;
+mod head;
 pub mod heads;
 mod keyinfo;
 mod limit;
@@ -18,7 +21,7 @@ use crate::error::Problem;
 use crate::http::headers::HeaderKind;
 use crate::http::problem::{write_problem, ProblemExtras};
 use crate::http::response::ResponseHead;
-use crate::http::{Framing, HeadError, RequestHead};
+use crate::http::{Framing, RequestHead};
 use crate::metrics::Outcome;
 use crate::policy::route::check_path;
 use crate::policy::{client_ip_lines, decide, Denial};
@@ -26,21 +29,18 @@ use crate::ratelimit::{key_handle, write_headers, Admission, CreditSpec};
 use crate::reload::unix_ms;
 use crate::shard::ShardCtx;
 use account::Note;
+use admit::{count_forwarded_client, refuse_connection, TOO_MANY_FROM_IP};
 use client::{ConnBufs, ReadBuf};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
+use head::{read_head, HeadRead};
 use keyinfo::{lifecycle_headers, write_key_context, SUNSET_WARNING_S};
-use std::io;
 use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
 /// Upstream read buffer size (response heads must fit; bodies pass through in pieces).
 pub const UPSTREAM_BUF: usize = 64 * 1024;
-
-/// What an idle connection reads its next request's first bytes into, before it takes
-/// buffers from the shard's spares (most request heads fit whole).
-const LOBBY: usize = 512;
 
 /// A client connection and the buffers its requests reuse. Between requests the buffers go
 /// back to the shard ([`Conn::park`]): an idle connection holds only this struct.
@@ -148,13 +148,6 @@ pub struct Finished {
     pub outcome: Outcome,
     pub route: Option<usize>,
     pub keep_alive: bool,
-}
-
-enum HeadRead {
-    Ready,
-    /// Clean end: the client closed or idled out between requests.
-    Closed,
-    Refused(HeadError),
 }
 
 /// Serves one client connection until it closes, errs, or the shard drains.
@@ -272,145 +265,6 @@ pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
         ctx.release_ip(ip);
     }
     ctx.metrics.borrow_mut().connections_active -= 1;
-}
-
-const TOO_MANY_FROM_IP: &str =
-    "too many connections from this client address; close idle ones or retry later";
-
-/// A connection over a cap: one 503 answer, then close, whatever the client sends.
-async fn refuse_connection(ctx: &ShardCtx, mut stream: TcpStream, detail: &str) {
-    let mut out = Vec::with_capacity(512);
-    let mut fresh = [0u8; 24];
-    ctx.request_ids.next(&mut fresh);
-    write_problem(
-        &mut out,
-        Problem::TooManyConnections,
-        &ProblemExtras {
-            detail,
-            request_id: &fresh,
-            close: true,
-            headers: &[],
-            raw_headers: &[],
-            date: &ctx.date(),
-        },
-    );
-    // The answer fits the socket buffer; a peer that reads nothing cannot hold the shard.
-    let _ = stream.set_write_timeout(Some(std::time::Duration::from_secs(1)));
-    let _ = stream.write_all(&out).await;
-    let _ = stream.close().await;
-    ctx.metrics
-        .borrow_mut()
-        .request(None, Outcome::Refused(Problem::TooManyConnections), 0);
-}
-
-/// A connection from a trusted proxy is counted for the client it forwards, from its first
-/// request on; `false`: that client is at its cap.
-fn count_forwarded_client(ctx: &ShardCtx, conn: &mut Conn) -> bool {
-    let Some(peer) = conn.peer_ip else {
-        return true;
-    };
-    let buf = conn.rb.pending();
-    let xff = conn
-        .head
-        .headers
-        .iter()
-        .filter(|h| h.kind == HeaderKind::XForwardedFor)
-        .map(|h| h.value.get(buf));
-    let client = client_ip_lines(
-        peer,
-        xff.collect::<SmallLines>(),
-        &ctx.shared.trusted_proxies,
-    );
-    if !ctx.admit_ip(client) {
-        return false;
-    }
-    conn.counted_ip = Some(client);
-    true
-}
-
-/// Reads until a whole head is buffered and parsed. On a new connection the whole head must
-/// arrive within the head timeout of the accept; between requests the first byte may take up
-/// to the keep-alive idle time, and the head timeout starts when that byte is here (however
-/// the rest is trickled in). An idle connection reads its first bytes into a small stack
-/// array and takes its buffers only then.
-async fn read_head(ctx: &ShardCtx, conn: &mut Conn, first: bool) -> HeadRead {
-    let t = &ctx.shared.config.timeouts;
-    let mut deadline: Option<Instant> = first.then(|| Instant::now() + t.head);
-    if conn.rb.is_parked() {
-        let wait = match deadline {
-            Some(d) => d.saturating_duration_since(Instant::now()),
-            None => t.keepalive_idle,
-        };
-        let mut lobby = [0u8; LOBBY];
-        let _ = conn
-            .stream
-            .set_read_timeout(Some(wait.max(std::time::Duration::from_millis(1))));
-        match conn.stream.read(&mut lobby).await {
-            Ok(0) => return HeadRead::Closed,
-            Ok(n) => conn.unpark(ctx, &lobby[..n]),
-            // Nothing of a head in time, or a reset: a quiet end either way.
-            Err(_) => return HeadRead::Closed,
-        }
-    }
-    // Pending bytes already looked at: a head trickled a byte at a time is parsed once per
-    // line, not once per byte (which would cost the gateway quadratic work per head).
-    let mut seen = 0usize;
-    loop {
-        let pending = conn.rb.pending();
-        if pending.len() > seen && worth_parsing(pending, seen, &ctx.shared.head_limits) {
-            match conn
-                .head
-                .parse(pending, &ctx.shared.head_limits, &ctx.shared.known)
-            {
-                Ok(true) => return HeadRead::Ready,
-                Ok(false) => {}
-                Err(e) => return HeadRead::Refused(e),
-            }
-        }
-        seen = pending.len();
-        let now = Instant::now();
-        if deadline.is_none() && !conn.rb.pending().is_empty() {
-            // The head has begun (after the idle wait, or pipelined): it has the head timeout.
-            deadline = Some(now + t.head);
-        }
-        let wait = match deadline {
-            Some(d) if now >= d => return head_timed_out(conn),
-            Some(d) => d - now,
-            None => t.keepalive_idle,
-        };
-        match conn.rb.fill(&mut conn.stream, wait).await {
-            Ok(0) => return HeadRead::Closed,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => return head_timed_out(conn),
-            Err(_) => return HeadRead::Closed,
-        }
-    }
-}
-
-/// Whether `pending` (of which the first `seen` bytes were parsed before, incomplete) may
-/// now parse differently: a line ended, or a size limit was crossed.
-fn worth_parsing(pending: &[u8], seen: usize, limits: &crate::http::HeadLimits) -> bool {
-    let crossed = |limit: usize| seen <= limit && pending.len() > limit;
-    seen == 0
-        || memchr::memchr(b'\n', &pending[seen..]).is_some()
-        || crossed(limits.max_request_line)
-        || crossed(limits.max_head_bytes)
-}
-
-/// Time is up: a connection that sent nothing of a head is closed quietly, else 408.
-fn head_timed_out(conn: &Conn) -> HeadRead {
-    if conn.rb.pending().is_empty() {
-        HeadRead::Closed
-    } else {
-        HeadRead::Refused(timeout_error())
-    }
-}
-
-fn timeout_error() -> HeadError {
-    HeadError {
-        problem: Problem::RequestTimeout,
-        detail: "request head not received in time",
-    }
 }
 
 /// One request whose head is parsed: the pipeline's steps in order.

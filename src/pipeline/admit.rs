@@ -1,0 +1,65 @@
+//! Connection caps: per shard and per client address (a trusted proxy's connections count for
+//! the client they forward), with one 503 answer for a connection over a cap.
+
+use super::{Conn, ShardCtx, SmallLines};
+use crate::error::Problem;
+use crate::http::headers::HeaderKind;
+use crate::http::problem::{write_problem, ProblemExtras};
+use crate::metrics::Outcome;
+use crate::policy::client_ip_lines;
+use futures_lite::AsyncWriteExt;
+use glommio::net::TcpStream;
+
+pub(super) const TOO_MANY_FROM_IP: &str =
+    "too many connections from this client address; close idle ones or retry later";
+
+/// A connection over a cap: one 503 answer, then close, whatever the client sends.
+pub(super) async fn refuse_connection(ctx: &ShardCtx, mut stream: TcpStream, detail: &str) {
+    let mut out = Vec::with_capacity(512);
+    let mut fresh = [0u8; 24];
+    ctx.request_ids.next(&mut fresh);
+    write_problem(
+        &mut out,
+        Problem::TooManyConnections,
+        &ProblemExtras {
+            detail,
+            request_id: &fresh,
+            close: true,
+            headers: &[],
+            raw_headers: &[],
+            date: &ctx.date(),
+        },
+    );
+    // The answer fits the socket buffer; a peer that reads nothing cannot hold the shard.
+    let _ = stream.set_write_timeout(Some(std::time::Duration::from_secs(1)));
+    let _ = stream.write_all(&out).await;
+    let _ = stream.close().await;
+    ctx.metrics
+        .borrow_mut()
+        .request(None, Outcome::Refused(Problem::TooManyConnections), 0);
+}
+
+/// A connection from a trusted proxy is counted for the client it forwards, from its first
+/// request on; `false`: that client is at its cap.
+pub(super) fn count_forwarded_client(ctx: &ShardCtx, conn: &mut Conn) -> bool {
+    let Some(peer) = conn.peer_ip else {
+        return true;
+    };
+    let buf = conn.rb.pending();
+    let xff = conn
+        .head
+        .headers
+        .iter()
+        .filter(|h| h.kind == HeaderKind::XForwardedFor)
+        .map(|h| h.value.get(buf));
+    let client = client_ip_lines(
+        peer,
+        xff.collect::<SmallLines>(),
+        &ctx.shared.trusted_proxies,
+    );
+    if !ctx.admit_ip(client) {
+        return false;
+    }
+    conn.counted_ip = Some(client);
+    true
+}

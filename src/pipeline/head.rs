@@ -1,0 +1,133 @@
+//! Reading a request head: deadlines (slowloris), the idle wait without buffers, and parsing
+//! only when a line ends or a limit is crossed.
+
+use super::{Conn, ShardCtx};
+use crate::error::Problem;
+use crate::http::HeadError;
+use futures_lite::AsyncReadExt;
+use std::io;
+use std::time::Instant;
+
+/// What an idle connection reads its next request's first bytes into, before it takes
+/// buffers from the shard's spares (most request heads fit whole).
+const LOBBY: usize = 512;
+
+/// How reading a head ended.
+pub(super) enum HeadRead {
+    Ready,
+    /// Clean end: the client closed or idled out between requests.
+    Closed,
+    Refused(HeadError),
+}
+
+/// Reads until a whole head is buffered and parsed. On a new connection the whole head must
+/// arrive within the head timeout of the accept; between requests the first byte may take up
+/// to the keep-alive idle time, and the head timeout starts when that byte is here (however
+/// the rest is trickled in). An idle connection reads its first bytes into a small stack
+/// array and takes its buffers only then.
+pub(super) async fn read_head(ctx: &ShardCtx, conn: &mut Conn, first: bool) -> HeadRead {
+    let t = &ctx.shared.config.timeouts;
+    let mut deadline: Option<Instant> = first.then(|| Instant::now() + t.head);
+    if conn.rb.is_parked() {
+        let wait = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()),
+            None => t.keepalive_idle,
+        };
+        let mut lobby = [0u8; LOBBY];
+        let _ = conn
+            .stream
+            .set_read_timeout(Some(wait.max(std::time::Duration::from_millis(1))));
+        match conn.stream.read(&mut lobby).await {
+            Ok(0) => return HeadRead::Closed,
+            Ok(n) => conn.unpark(ctx, &lobby[..n]),
+            // Nothing of a head in time, or a reset: a quiet end either way.
+            Err(_) => return HeadRead::Closed,
+        }
+    }
+    // Pending bytes already looked at: a head trickled a byte at a time is parsed once per
+    // line, not once per byte (which would cost the gateway quadratic work per head).
+    let mut seen = 0usize;
+    loop {
+        let pending = conn.rb.pending();
+        if pending.len() > seen && worth_parsing(pending, seen, &ctx.shared.head_limits) {
+            match conn
+                .head
+                .parse(pending, &ctx.shared.head_limits, &ctx.shared.known)
+            {
+                Ok(true) => return HeadRead::Ready,
+                Ok(false) => {}
+                Err(e) => return HeadRead::Refused(e),
+            }
+        }
+        seen = pending.len();
+        let now = Instant::now();
+        if deadline.is_none() && !conn.rb.pending().is_empty() {
+            // The head has begun (after the idle wait, or pipelined): it has the head timeout.
+            deadline = Some(now + t.head);
+        }
+        let wait = match deadline {
+            Some(d) if now >= d => return head_timed_out(conn),
+            Some(d) => d - now,
+            None => t.keepalive_idle,
+        };
+        match conn.rb.fill(&mut conn.stream, wait).await {
+            Ok(0) => return HeadRead::Closed,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return head_timed_out(conn),
+            Err(_) => return HeadRead::Closed,
+        }
+    }
+}
+
+/// Whether `pending` (of which the first `seen` bytes were parsed before, incomplete) may
+/// now parse differently: a line ended, or a size limit was crossed.
+fn worth_parsing(pending: &[u8], seen: usize, limits: &crate::http::HeadLimits) -> bool {
+    let crossed = |limit: usize| seen <= limit && pending.len() > limit;
+    seen == 0
+        || memchr::memchr(b'\n', &pending[seen..]).is_some()
+        || crossed(limits.max_request_line)
+        || crossed(limits.max_head_bytes)
+}
+
+/// Time is up: a connection that sent nothing of a head is closed quietly, else 408.
+fn head_timed_out(conn: &Conn) -> HeadRead {
+    if conn.rb.pending().is_empty() {
+        HeadRead::Closed
+    } else {
+        HeadRead::Refused(timeout_error())
+    }
+}
+
+fn timeout_error() -> HeadError {
+    HeadError {
+        problem: Problem::RequestTimeout,
+        detail: "request head not received in time",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worth_parsing;
+    use crate::http::HeadLimits;
+
+    #[test]
+    fn a_trickled_head_is_parsed_at_line_ends_and_limits_only() {
+        let limits = HeadLimits {
+            max_request_line: 16,
+            max_head_bytes: 32,
+            max_headers: 10,
+        };
+        let head = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+        let parses: Vec<usize> = (1..=head.len())
+            .filter(|&n| worth_parsing(&head[..n], n - 1, &limits))
+            .collect();
+        // The first byte, then each LF: 4 parses for 28 bytes, not 28.
+        assert_eq!(parses, vec![1, 17, 26, 28]);
+        // A line that never ends is parsed when it crosses each limit, then not again.
+        let long = [b'a'; 40];
+        let crossings: Vec<usize> = (1..=long.len())
+            .filter(|&n| worth_parsing(&long[..n], n - 1, &limits))
+            .collect();
+        assert_eq!(crossings, vec![1, 17, 33]);
+    }
+}
