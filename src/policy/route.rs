@@ -1,9 +1,12 @@
 //! Route choice: longest path-prefix match, host-specific routes before host-less ones.
 //!
-//! Prefixes match raw bytes of the path (before `?`). The path has already passed
-//! [`check_path`], so no dot-segment or encoded slash can make a request match one prefix
-//! here and mean another path at the upstream.
+//! Prefixes match the path once it has passed [`check_path`] (no dot-segment or encoded
+//! slash can make a request match one prefix here and mean another path at the upstream),
+//! on segment boundaries: `/health` matches `/health`, `/health/` and
+//! `/health/x`, not `/healthz`. A prefix ending in `/` is its own boundary. A route with
+//! [`PrefixMatch::Raw`] matches any path that starts with its bytes.
 
+pub use crate::config::PrefixMatch;
 use crate::error::Problem;
 use crate::http::HeadError;
 
@@ -15,6 +18,8 @@ struct Entry {
     prefix: Box<[u8]>,
     host: Option<Box<[u8]>>,
     id: RouteId,
+    /// The path must go on with '/' (or end) after the prefix.
+    segment: bool,
 }
 
 /// All routes, ordered so that the first match is the best one.
@@ -24,15 +29,19 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// `routes`: `(path_prefix, host)` in configuration order; ids are their positions.
-    pub fn new<'a>(routes: impl IntoIterator<Item = (&'a str, Option<&'a str>)>) -> RouteTable {
+    /// `routes`: `(path_prefix, host, prefix_match)` in configuration order; ids are their
+    /// positions.
+    pub fn new<'a>(
+        routes: impl IntoIterator<Item = (&'a str, Option<&'a str>, PrefixMatch)>,
+    ) -> RouteTable {
         let mut entries: Vec<Entry> = routes
             .into_iter()
             .enumerate()
-            .map(|(id, (prefix, host))| Entry {
+            .map(|(id, (prefix, host, how))| Entry {
                 prefix: prefix.as_bytes().into(),
                 host: host.map(|h| h.to_ascii_lowercase().into_bytes().into()),
                 id,
+                segment: how == PrefixMatch::Segment && !prefix.ends_with('/'),
             })
             .collect();
         // Longest prefix first; at equal length a host-specific route first.
@@ -46,13 +55,15 @@ impl RouteTable {
         RouteTable { entries }
     }
 
-    /// The route for `path` on `host` (the Host header value, any case, port allowed).
+    /// The route for `path` (judged, without the query) on `host` (the Host header value, any
+    /// case, port allowed).
     pub fn find(&self, host: Option<&[u8]>, path: &[u8]) -> Option<RouteId> {
         let host = host.map(strip_port);
         self.entries
             .iter()
             .find(|e| {
                 path.starts_with(&e.prefix)
+                    && (!e.segment || matches!(path.get(e.prefix.len()), None | Some(b'/')))
                     && match (&e.host, host) {
                         (None, _) => true,
                         (Some(want), Some(got)) => want.eq_ignore_ascii_case(got),
@@ -133,9 +144,40 @@ fn is_dot_segment(segment: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    fn table(routes: &[(&str, Option<&str>)]) -> RouteTable {
+        RouteTable::new(routes.iter().map(|&(p, h)| (p, h, PrefixMatch::Segment)))
+    }
+
+    #[test]
+    fn prefixes_match_on_segment_boundaries_unless_raw() {
+        let t = table(&[("/", None), ("/health", None), ("/v1/", None)]);
+        for (path, want) in [
+            (&b"/health"[..], Some(1)),
+            (b"/health/", Some(1)),
+            (b"/health/x", Some(1)),
+            (b"/healthz-internal", Some(0)),
+            (b"/healthz", Some(0)),
+            (b"/v1/x", Some(2)),
+            (b"/v1", Some(0)),
+        ] {
+            assert_eq!(
+                t.find(None, path),
+                want,
+                "{}",
+                String::from_utf8_lossy(path)
+            );
+        }
+        let t = table(&[("/health", None)]);
+        assert_eq!(t.find(None, b"/healthz-internal"), None);
+        let raw = RouteTable::new([("/health", None, PrefixMatch::Raw)]);
+        assert_eq!(raw.find(None, b"/healthz-internal"), Some(0));
+        assert_eq!(raw.find(None, b"/health/x"), Some(0));
+        assert_eq!(raw.find(None, b"/heal"), None);
+    }
+
     #[test]
     fn longest_prefix_wins_and_host_routes_first() {
-        let t = RouteTable::new([
+        let t = table(&[
             ("/", None),
             ("/v1/", None),
             ("/v1/admin/", None),
@@ -145,7 +187,7 @@ mod tests {
         assert_eq!(t.find(Some(b"api.example:8080"), b"/v1/items"), Some(3));
         assert_eq!(t.find(Some(b"api.example"), b"/v1/admin/x"), Some(2));
         assert_eq!(t.find(None, b"/other"), Some(0));
-        let t = RouteTable::new([("/v1/", None)]);
+        let t = table(&[("/v1/", None)]);
         assert_eq!(t.find(None, b"/v2"), None);
         assert_eq!(t.find(None, b"/v1"), None);
     }
