@@ -1,14 +1,12 @@
 //! Route choice: longest path-prefix match, host-specific routes before host-less ones.
 //!
-//! Prefixes match the path once it has passed [`check_path`] (no dot-segment or encoded
-//! slash can make a request match one prefix here and mean another path at the upstream),
-//! on segment boundaries: `/health` matches `/health`, `/health/` and
+//! Prefixes match the path as [`super::path::judge`] left it (no dot-segment, encoded
+//! slash or `;` parameter can make a request match one prefix here and mean another path at
+//! the upstream), on segment boundaries: `/health` matches `/health`, `/health/` and
 //! `/health/x`, not `/healthz`. A prefix ending in `/` is its own boundary. A route with
 //! [`PrefixMatch::Raw`] matches any path that starts with its bytes.
 
 pub use crate::config::PrefixMatch;
-use crate::error::Problem;
-use crate::http::HeadError;
 
 /// Index of a route in the configuration's `[[routes]]` order.
 pub type RouteId = usize;
@@ -87,59 +85,6 @@ fn strip_port(host: &[u8]) -> &[u8] {
     }
 }
 
-/// Refuses paths whose meaning could differ between us and the upstream: dot-segments
-/// (`/../`, `/./`, also percent-encoded), encoded slashes or backslashes, and backslashes.
-/// Without this, `/public/../admin` would match a public route here and reach `/admin` there.
-pub fn check_path(path: &[u8]) -> Result<(), HeadError> {
-    let bad = |detail| {
-        Err(HeadError {
-            problem: Problem::BadRequest,
-            detail,
-        })
-    };
-    if path.contains(&b'\\') {
-        return bad("backslash in the path");
-    }
-    for segment in path.split(|&b| b == b'/') {
-        if is_dot_segment(segment) {
-            return bad("dot-segment ('.' or '..') in the path");
-        }
-    }
-    let mut i = 0;
-    while let Some(p) = memchr::memchr(b'%', &path[i..]) {
-        let at = i + p;
-        match path.get(at + 1..at + 3) {
-            Some([b'2', b'f' | b'F']) | Some([b'5', b'c' | b'C']) => {
-                return bad("encoded '/' or '\\' in the path")
-            }
-            Some([a, b]) if a.is_ascii_hexdigit() && b.is_ascii_hexdigit() => {}
-            _ => return bad("malformed percent-encoding in the path"),
-        }
-        i = at + 1;
-    }
-    Ok(())
-}
-
-fn is_dot_segment(segment: &[u8]) -> bool {
-    // Decode only `%2e`: a segment is a dot-segment if it is one or two dots once decoded.
-    let mut dots = 0;
-    let mut i = 0;
-    while i < segment.len() {
-        match segment[i] {
-            b'.' => i += 1,
-            b'%' if segment
-                .get(i + 1..i + 3)
-                .is_some_and(|h| h.eq_ignore_ascii_case(b"2e")) =>
-            {
-                i += 3
-            }
-            _ => return false,
-        }
-        dots += 1;
-    }
-    dots == 1 || dots == 2
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,33 +142,5 @@ mod tests {
         assert_eq!(strip_port(b"a.b:80"), b"a.b");
         assert_eq!(strip_port(b"[::1]:80"), b"[::1]");
         assert_eq!(strip_port(b"a.b"), b"a.b");
-    }
-
-    #[test]
-    fn ambiguous_paths_are_refused() {
-        for p in [
-            &b"/public/../admin"[..],
-            b"/a/./b",
-            b"/a/..",
-            b"/a/%2e%2e/b",
-            b"/a/.%2E/b",
-            b"/a%2fb",
-            b"/a%5Cb",
-            b"/a\\b",
-            b"/a%zz",
-            b"/a%2",
-        ] {
-            assert!(check_path(p).is_err(), "{}", String::from_utf8_lossy(p));
-        }
-        for p in [
-            &b"/"[..],
-            b"/a/b.c",
-            b"/a/...",
-            b"/a/.hidden",
-            b"/a%20b",
-            b"/v1/x..y",
-        ] {
-            assert!(check_path(p).is_ok(), "{}", String::from_utf8_lossy(p));
-        }
     }
 }
