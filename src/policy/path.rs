@@ -57,6 +57,18 @@ pub fn judge(
             "request path does not start with '/'; send an origin-form target such as /v1/x",
         ));
     }
+    if is_plain(path) {
+        return Ok(Judged::default());
+    }
+    judge_general(path, judged, forward)
+}
+
+/// [`judge`] for any path (`judged` and `forward` empty, `path` starting with '/').
+fn judge_general(
+    path: &[u8],
+    judged: &mut Vec<u8>,
+    forward: &mut Vec<u8>,
+) -> Result<Judged, HeadError> {
     let mut out = Judged::default();
     let n = path.len();
     // `at` is the '/' that starts the current segment.
@@ -103,6 +115,37 @@ pub fn judge(
         at = seg.end;
     }
     Ok(out)
+}
+
+/// Byte classes for [`is_plain`]: 0 ordinary, 1 `/`, 2 needs a closer look (`%`, `;`, `\`).
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'/' as usize] = 1;
+    t[b'%' as usize] = 2;
+    t[b';' as usize] = 2;
+    t[b'\\' as usize] = 2;
+    t
+};
+
+/// The common case, in one tight pass: no escape, no `;`, no backslash, no dot-segment and no
+/// empty segment but a trailing one. Such a path is judged and forwarded as it is.
+fn is_plain(path: &[u8]) -> bool {
+    let dots = |seg: &[u8]| seg.len() <= 2 && !seg.is_empty() && seg.iter().all(|&b| b == b'.');
+    let mut seg_start = 1;
+    for (i, &b) in path.iter().enumerate().skip(1) {
+        match CLASS[b as usize] {
+            0 => {}
+            1 => {
+                let seg = &path[seg_start..i];
+                if seg.is_empty() || dots(seg) {
+                    return false;
+                }
+                seg_start = i + 1;
+            }
+            _ => return false,
+        }
+    }
+    !dots(&path[seg_start..])
 }
 
 /// The path to route and authorise by, for a target whose path is `target[..path_len]`.
