@@ -152,6 +152,22 @@ pub struct Route {
     pub allow_upgrade: bool,
     /// Units charged per request against the key's quota. Default 1; 0 = free.
     pub cost: u64,
+    /// Accept `;` path parameters (judged without them, forwarded with them). Default false:
+    /// refused with 400.
+    pub allow_path_params: bool,
+    /// How `path_prefix` matches. Default [`PrefixMatch::Segment`].
+    pub prefix_match: PrefixMatch,
+}
+
+/// `[[routes]] prefix_match`: how a route's `path_prefix` matches the request path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PrefixMatch {
+    /// `"segment"`: on segment boundaries: `/health` matches `/health` and `/health/x`, not
+    /// `/healthz`.
+    #[default]
+    Segment,
+    /// `"raw"`: any path that starts with the prefix's bytes (`/health` matches `/healthz`).
+    Raw,
 }
 
 impl Default for Server {
@@ -352,6 +368,8 @@ impl Route {
             key_in_query: None,
             allow_upgrade: false,
             cost: 1,
+            allow_path_params: false,
+            prefix_match: PrefixMatch::Segment,
         }
     }
 

@@ -126,6 +126,8 @@ pub struct RawRoute {
     pub key_in_query: Opt<String>,
     pub allow_upgrade: Option<bool>,
     pub cost: Option<u64>,
+    pub allow_path_params: Option<bool>,
+    pub prefix_match: Opt<String>,
 }
 
 /// Names the table whose field list serde printed in an "unknown field" error,

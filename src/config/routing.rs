@@ -7,7 +7,7 @@ use toml::Spanned;
 use super::error::{line_of, ConfigError};
 use super::raw::{RawRoute, RawUpstream};
 use super::validate::Ctx;
-use super::{Route, Upstream, DEFAULT_POOL_SIZE, DEFAULT_QUEUE};
+use super::{PrefixMatch, Route, Upstream, DEFAULT_POOL_SIZE, DEFAULT_QUEUE};
 
 /// Builds the upstream list, sorted by name (the map is already ordered).
 pub fn upstreams(
@@ -157,6 +157,20 @@ fn route(raw: &RawRoute, ups: &[Upstream], max_body: u64, cx: &Ctx) -> Result<Ro
     route.public = raw.public.unwrap_or(false);
     route.allow_upgrade = raw.allow_upgrade.unwrap_or(false);
     route.cost = raw.cost.unwrap_or(1);
+    route.allow_path_params = raw.allow_path_params.unwrap_or(false);
+    if let Some(m) = &raw.prefix_match {
+        route.prefix_match = match m.get_ref().as_str() {
+            "segment" => PrefixMatch::Segment,
+            "raw" => PrefixMatch::Raw,
+            other => {
+                return Err(cx.err(
+                    &m.span(),
+                    format!("route {label} prefix_match {other:?} is not \"segment\" or \"raw\""),
+                    "write prefix_match = \"segment\" (whole segments, the default) or \"raw\" (any path starting with the prefix)",
+                ))
+            }
+        };
+    }
     if let Some(q) = &raw.max_body_bytes {
         let n = cx.size(&format!("route {label} max_body_bytes"), q)?;
         if n > max_body {

@@ -177,6 +177,8 @@ by_tenant = { acme = "alpha" }
 key_in_query = "key"
 allow_upgrade = true
 cost = 0
+allow_path_params = true
+prefix_match = "raw"
 
 [[routes]]
 path_prefix = "/"
@@ -230,8 +232,12 @@ public = true
     assert_eq!(r.key_in_query.as_deref(), Some("key"));
     assert!(r.allow_upgrade && !r.public);
     assert_eq!(r.cost, 0);
+    assert!(r.allow_path_params);
+    assert_eq!(r.prefix_match, PrefixMatch::Raw);
     assert!(c.routes[1].public);
     assert_eq!(c.routes[1].cost, 1);
+    assert!(!c.routes[1].allow_path_params);
+    assert_eq!(c.routes[1].prefix_match, PrefixMatch::Segment);
 }
 
 #[test]

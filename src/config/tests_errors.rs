@@ -236,6 +236,16 @@ fn route_errors() {
         7,
         "is public, so by_plan",
     );
+    assert_err(
+        &route("path_prefix = \"/h\"\nupstream = \"api\"\nprefix_match = \"exact\"\n"),
+        6,
+        "route /h prefix_match \"exact\" is not \"segment\" or \"raw\"; write prefix_match = \"segment\"",
+    );
+    assert_err(
+        &route("path_prefix = \"/h\"\nupstream = \"api\"\nallow_path_params = \"yes\"\n"),
+        6,
+        "allow_path_params",
+    );
 }
 
 #[test]

@@ -23,7 +23,7 @@ use crate::http::problem::{write_problem, ProblemExtras};
 use crate::http::response::ResponseHead;
 use crate::http::{Framing, RequestHead};
 use crate::metrics::Outcome;
-use crate::policy::route::check_path;
+use crate::policy::path::{judge_target, PARAMS_REFUSED};
 use crate::policy::{client_ip_lines, decide, Denial};
 use crate::ratelimit::{key_handle, write_headers, Admission, CreditSpec};
 use crate::reload::unix_ms;
@@ -281,11 +281,18 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
         Note::set(true, &mut note.path, head.path.get(buf));
     }
 
-    // Route.
-    let path = head.path.get(buf);
-    if let Err(e) = check_path(path) {
-        return refuse(ctx, conn, e.problem, e.detail, None, true).await;
-    }
+    // Route, on the judged path: the one forwarded (`conn.target` when it differs).
+    let mut judged = Vec::new();
+    let target = head.target.get(buf);
+    let (path, path_params) = match judge_target(
+        target,
+        head.path.get(buf).len(),
+        &mut judged,
+        &mut conn.target,
+    ) {
+        Ok((path, j)) => (path, j.params),
+        Err(e) => return refuse(ctx, conn, e.problem, e.detail, None, true).await,
+    };
     let Some(route) = shared.routes.find(head.host.map(|h| h.get(buf)), path) else {
         return refuse(
             ctx,
@@ -298,6 +305,10 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
         .await;
     };
     let route_cfg = &shared.config.routes[route];
+    if path_params && !route_cfg.allow_path_params {
+        let bad = Problem::BadRequest;
+        return refuse(ctx, conn, bad, PARAMS_REFUSED, Some(route), true).await;
+    }
     if head.upgrade && !route_cfg.allow_upgrade {
         return refuse(
             ctx,
@@ -373,7 +384,13 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
     if presented.via_query {
         // The key never travels further: forward the target without its parameter.
         let param = route_cfg.key_in_query.as_deref().unwrap_or_default();
-        auth::strip_query_param(head.target.get(buf), param.as_bytes(), &mut conn.target);
+        let judged_target = std::mem::take(&mut conn.target);
+        let from = if judged_target.is_empty() {
+            target
+        } else {
+            &judged_target
+        };
+        auth::strip_query_param(from, param.as_bytes(), &mut conn.target);
     }
     let caller = match auth::check(&keys.snapshot, presented.key, ctx.now_unix.get()) {
         Ok(c) => c,

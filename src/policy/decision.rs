@@ -227,8 +227,8 @@ pub fn upstream_for(key: &KeyPolicy<'_>, route: &RoutePolicy) -> usize {
 }
 
 /// The whole decision. Order: IP (so a client outside the allowlist learns nothing about
-/// scopes), scopes, declared length, upstream. `path` is without query and has passed
-/// `check_path`; `client` comes from [`super::ip::client_ip`].
+/// scopes), scopes, declared length, upstream. `path` is the judged path, without query
+/// ([`super::path::judge`]); `client` comes from [`super::ip::client_ip`].
 pub fn decide(
     key: &KeyPolicy<'_>,
     route: &RoutePolicy,

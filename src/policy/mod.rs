@@ -5,6 +5,7 @@
 pub mod decision;
 pub mod index;
 pub mod ip;
+pub mod path;
 pub mod route;
 pub mod scope;
 

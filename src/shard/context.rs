@@ -47,7 +47,7 @@ impl Shared {
             config
                 .routes
                 .iter()
-                .map(|r| (r.path_prefix.as_str(), r.host.as_deref())),
+                .map(|r| (r.path_prefix.as_str(), r.host.as_deref(), r.prefix_match)),
         );
         let known = KnownHeaders {
             api_key: config.keys.header.as_bytes().into(),
