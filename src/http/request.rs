@@ -444,7 +444,7 @@ fn check_line_endings(
 ) -> Result<(), HeadError> {
     let bare_lf = || Err(bad("bare LF in the request head"));
     // Empty lines before the request line (which httparse skips) must be CRLF too.
-    let start = method.as_ptr() as usize - buf.as_ptr() as usize;
+    let start = span(buf, method)?.start();
     if buf[..start].chunks(2).any(|pair| pair != b"\r\n") {
         return bare_lf();
     }
@@ -456,7 +456,7 @@ fn check_line_endings(
     // Each header line: after the value, optional whitespace, then CR (httparse checks that
     // LF follows).
     for h in headers {
-        let mut i = h.value.as_ptr() as usize - buf.as_ptr() as usize + h.value.len();
+        let mut i = span(buf, h.value)?.end();
         while matches!(buf.get(i), Some(b' ' | b'\t')) {
             i += 1;
         }
