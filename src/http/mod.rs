@@ -9,6 +9,8 @@
 pub mod chunked;
 pub mod headers;
 pub mod problem;
+#[cfg(test)]
+mod proptests;
 pub mod request;
 pub mod response;
 pub mod write;
