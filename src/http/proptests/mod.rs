@@ -21,11 +21,17 @@ use proptest::prelude::ProptestConfig;
 /// Cases per property: all of them run in about 3 s in a debug build.
 const CASES: u32 = 1000;
 
+/// `CASES` cases, or `PROPTEST_CASES` when set (longer runs by hand).
 pub(super) fn config() -> ProptestConfig {
+    let base = ProptestConfig::default();
     ProptestConfig {
-        cases: CASES,
+        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
+            base.cases
+        } else {
+            CASES
+        },
         failure_persistence: None,
-        ..ProptestConfig::default()
+        ..base
     }
 }
 
