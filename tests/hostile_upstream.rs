@@ -91,6 +91,13 @@ static CASES: &[Case] = &[
         expect: Expect::Answer(200, b"ok"),
     },
     Case {
+        name: "more 1xx responses than the limit",
+        method: "GET",
+        answer: &TOO_MANY_1XX,
+        then: Then::Stay,
+        expect: Expect::Protocol,
+    },
+    Case {
         name: "head larger than the limit",
         method: "GET",
         answer: &HUGE_HEAD,
@@ -147,6 +154,24 @@ static CASES: &[Case] = &[
         expect: Expect::Answer(304, b""),
     },
 ];
+
+const INTERIM: &[u8] = b"HTTP/1.1 103 Early Hints\r\n\r\n";
+const FINAL: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+
+/// 17 interim responses (one more than the gateway skips), then an answer.
+static TOO_MANY_1XX: [u8; 17 * INTERIM.len() + FINAL.len()] = {
+    let mut b = [0u8; 17 * INTERIM.len() + FINAL.len()];
+    let mut i = 0;
+    while i < b.len() {
+        b[i] = if i < 17 * INTERIM.len() {
+            INTERIM[i % INTERIM.len()]
+        } else {
+            FINAL[i - 17 * INTERIM.len()]
+        };
+        i += 1;
+    }
+    b
+};
 
 /// A response head of 80 KiB: beyond the gateway's 64 KiB upstream buffer.
 static HUGE_HEAD: [u8; 80 * 1024] = {
