@@ -70,7 +70,7 @@ impl ResponseHead {
         if !(100..=599).contains(&self.status) {
             return Err("upstream status code outside 100-599");
         }
-        self.reason = reason_phrase(buf, head_len)?;
+        self.reason = reason_span(buf, head_len)?;
         self.version = Some(if res.version == Some(0) {
             Version::Http10
         } else {
@@ -173,7 +173,7 @@ fn span(buf: &[u8], part: &[u8]) -> Result<Span, &'static str> {
 /// when there is none or when it holds obs-text. RFC 9112: `status-line = HTTP-version SP
 /// status-code SP [ reason-phrase ]`, and `HTTP/1.1 200` with no space at all is sent by real
 /// servers too. Empty when absent; the client then gets the canonical phrase (`write`).
-fn reason_phrase(buf: &[u8], head_len: usize) -> Result<Span, &'static str> {
+fn reason_span(buf: &[u8], head_len: usize) -> Result<Span, &'static str> {
     let mut line = &buf[..head_len.min(buf.len())];
     // httparse skips empty lines before the status line.
     while let [b'\r' | b'\n', rest @ ..] = line {
