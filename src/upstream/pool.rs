@@ -218,7 +218,7 @@ impl Pool {
 /// sent: a faulty upstream's stray bytes after a HEAD/204/304 answer would otherwise become
 /// the next client's response. EOF or an error means the upstream closed it meanwhile. Either
 /// way the connection is dropped and the next idle or a new one is used.
-fn is_quiet(stream: &TcpStream) -> bool {
+fn is_quiet(stream: &impl AsRawFd) -> bool {
     let mut byte = 0u8;
     // SAFETY: recv writes at most 1 byte into `byte`, which outlives the call; the fd is open
     // for as long as `stream` is borrowed.
@@ -231,4 +231,42 @@ fn is_quiet(stream: &TcpStream) -> bool {
         )
     };
     n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_quiet;
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+    use std::time::{Duration, Instant};
+
+    /// Waits (bounded) until `stream` is no longer quiet.
+    fn speaks(stream: &TcpStream) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if !is_quiet(stream) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    #[test]
+    fn quiet_until_the_peer_writes_or_closes() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        assert!(is_quiet(&ours));
+        peer.write_all(b"HTTP/1.1 200 OK\r\n").unwrap();
+        assert!(speaks(&ours), "stray bytes must be seen");
+        // Peeking consumed nothing: the bytes are still there.
+        assert!(!is_quiet(&ours));
+
+        let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (peer, _) = listener.accept().unwrap();
+        assert!(is_quiet(&ours));
+        drop(peer);
+        assert!(speaks(&ours), "EOF must be seen");
+    }
 }
