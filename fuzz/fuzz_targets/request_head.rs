@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         for line in &head.headers {
-            assert!(line.value.end as usize <= head.head_len);
+            assert!(line.value.end() <= head.head_len);
         }
         assert!(head.path.get(data).starts_with(b"/"));
         // Parsing the same bytes again gives the same answer (the head is reusable).

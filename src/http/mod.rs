@@ -10,6 +10,8 @@ pub mod chunked;
 pub mod date;
 pub mod headers;
 pub mod problem;
+#[cfg(test)]
+mod proptests;
 pub mod request;
 pub mod response;
 pub mod write;
@@ -21,25 +23,68 @@ pub use response::{ResponseFraming, ResponseHead};
 
 /// A byte range into a buffer that holds a message head. Heads are at most a few hundred KiB,
 /// so u32 offsets keep header tables small.
+///
+/// A span is only made by [`Span::within`] (from a slice that lies inside the buffer),
+/// [`Span::prefix`] of another span, or `Default` (empty): it cannot point outside the buffer
+/// it was taken from, whatever a parser hands back for a peer's bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Span {
-    pub start: u32,
-    pub end: u32,
+    start: u32,
+    end: u32,
 }
 
 impl Span {
+    /// The position of `part` inside `buf`, or `None` when `part` is not a sub-slice of `buf`
+    /// (httparse hands back a static `""` for some fields, e.g. a reason phrase with obs-text).
     #[inline]
-    pub fn of(buf: &[u8], part: &[u8]) -> Span {
-        let start = part.as_ptr() as usize - buf.as_ptr() as usize;
+    pub fn within(buf: &[u8], part: &[u8]) -> Option<Span> {
+        let start = (part.as_ptr() as usize).checked_sub(buf.as_ptr() as usize)?;
+        let end = start.checked_add(part.len())?;
+        if end > buf.len() {
+            return None;
+        }
+        Some(Span {
+            start: u32::try_from(start).ok()?,
+            end: u32::try_from(end).ok()?,
+        })
+    }
+
+    /// The first `len` bytes of this span (all of it if it is shorter).
+    #[inline]
+    pub fn prefix(self, len: usize) -> Span {
+        let len = u32::try_from(len)
+            .unwrap_or(u32::MAX)
+            .min(self.end - self.start);
         Span {
-            start: start as u32,
-            end: (start + part.len()) as u32,
+            start: self.start,
+            end: self.start + len,
         }
     }
 
+    /// The bytes of `buf` this span covers. `buf` must be the buffer the span was taken from
+    /// (or one that starts with the same bytes); a shorter one yields nothing rather than a
+    /// panic, which would abort every shard.
     #[inline]
     pub fn get(self, buf: &[u8]) -> &[u8] {
-        &buf[self.start as usize..self.end as usize]
+        let part = buf.get(self.start as usize..self.end as usize);
+        debug_assert!(
+            part.is_some(),
+            "span {self:?} outside a {}-byte buffer",
+            buf.len()
+        );
+        part.unwrap_or_default()
+    }
+
+    pub fn start(self) -> usize {
+        self.start as usize
+    }
+
+    pub fn end(self) -> usize {
+        self.end as usize
+    }
+
+    pub fn len(self) -> usize {
+        (self.end - self.start) as usize
     }
 
     pub fn is_empty(self) -> bool {
@@ -72,4 +117,23 @@ pub fn is_valid_value(value: &[u8]) -> bool {
     value
         .iter()
         .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Span;
+
+    #[test]
+    fn spans_only_come_from_inside_the_buffer() {
+        let buf = b"HTTP/1.1 200 OK\r\n".to_vec();
+        let s = Span::within(&buf, &buf[9..12]).unwrap();
+        assert_eq!(s.get(&buf), b"200");
+        assert_eq!(s.prefix(2).get(&buf), b"20");
+        assert_eq!(s.prefix(99), s);
+        assert_eq!(Span::within(&buf, &buf[17..]).unwrap().len(), 0);
+        // A static "" (what httparse returns for some absent fields) is not in the buffer.
+        assert_eq!(Span::within(&buf, b""), None);
+        assert_eq!(Span::within(&buf[..5], &buf[3..8]), None);
+        assert_eq!(Span::within(&buf[5..], &buf[3..8]), None);
+    }
 }

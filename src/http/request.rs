@@ -98,6 +98,13 @@ const fn bad(detail: &'static str) -> HeadError {
     }
 }
 
+/// Where `part` (a piece httparse found) lies in `buf`. httparse only hands back sub-slices of
+/// its input for the parts read here; should that ever change, the head is refused rather than
+/// indexed out of bounds.
+fn span(buf: &[u8], part: &[u8]) -> Result<Span, HeadError> {
+    Span::within(buf, part).ok_or(bad("malformed request head"))
+}
+
 /// One request header: where its name and value are, and what it means to us.
 #[derive(Clone, Copy, Debug)]
 pub struct HeaderLine {
@@ -203,7 +210,7 @@ impl RequestHead {
         check_line_endings(buf, head_len, method.as_bytes(), req.version, req.headers)?;
         let target = req.path.unwrap_or_default();
         self.method = Method::from_bytes(method.as_bytes());
-        self.method_span = Span::of(buf, method.as_bytes());
+        self.method_span = span(buf, method.as_bytes())?;
         self.version = if req.version == Some(0) {
             Version::Http10
         } else {
@@ -217,12 +224,9 @@ impl RequestHead {
             });
         }
         check_target(target.as_bytes())?;
-        self.target = Span::of(buf, target.as_bytes());
+        self.target = span(buf, target.as_bytes())?;
         let path_len = memchr::memchr(b'?', target.as_bytes()).unwrap_or(target.len());
-        self.path = Span {
-            start: self.target.start,
-            end: self.target.start + path_len as u32,
-        };
+        self.path = self.target.prefix(path_len);
         self.read_headers(buf, req.headers, known)
     }
 
@@ -267,7 +271,7 @@ impl RequestHead {
             match kind {
                 HeaderKind::Host => {
                     hosts += 1;
-                    self.host = Some(Span::of(buf, trim(value)));
+                    self.host = Some(span(buf, trim(value))?);
                 }
                 HeaderKind::ContentLength => {
                     if content_length.is_some() {
@@ -287,7 +291,7 @@ impl RequestHead {
                             keep_alive_token = true;
                         } else if token.eq_ignore_ascii_case(b"upgrade") || token.is_empty() {
                         } else {
-                            self.connection_drops.push(Span::of(buf, token));
+                            self.connection_drops.push(span(buf, token)?);
                         }
                     }
                 }
@@ -310,12 +314,12 @@ impl RequestHead {
                     self.duplicate_key_headers |= self.authorization.is_some();
                     self.authorization = Some(idx);
                 }
-                HeaderKind::XRequestId => self.x_request_id = Some(Span::of(buf, value)),
+                HeaderKind::XRequestId => self.x_request_id = Some(span(buf, value)?),
                 _ => {}
             }
             self.headers.push(HeaderLine {
-                name: Span::of(buf, name),
-                value: Span::of(buf, value),
+                name: span(buf, name)?,
+                value: span(buf, value)?,
                 kind,
             });
         }
@@ -471,7 +475,7 @@ fn check_line_endings(
 ) -> Result<(), HeadError> {
     let bare_lf = || Err(bad("bare LF in the request head"));
     // Empty lines before the request line (which httparse skips) must be CRLF too.
-    let start = method.as_ptr() as usize - buf.as_ptr() as usize;
+    let start = span(buf, method)?.start();
     if buf[..start].chunks(2).any(|pair| pair != b"\r\n") {
         return bare_lf();
     }
@@ -483,7 +487,7 @@ fn check_line_endings(
     // Each header line: after the value, optional whitespace, then CR (httparse checks that
     // LF follows).
     for h in headers {
-        let mut i = h.value.as_ptr() as usize - buf.as_ptr() as usize + h.value.len();
+        let mut i = span(buf, h.value)?.end();
         while matches!(buf.get(i), Some(b' ' | b'\t')) {
             i += 1;
         }

@@ -67,7 +67,10 @@ impl ResponseHead {
             return Err("response head too large");
         }
         self.status = res.code.unwrap_or(0);
-        self.reason = Span::of(buf, res.reason.unwrap_or("").as_bytes());
+        if !(100..=599).contains(&self.status) {
+            return Err("upstream status code outside 100-599");
+        }
+        self.reason = reason_span(buf, head_len)?;
         self.version = Some(if res.version == Some(0) {
             Version::Http10
         } else {
@@ -108,15 +111,15 @@ impl ResponseHead {
                             && !token.eq_ignore_ascii_case(b"close")
                             && !token.eq_ignore_ascii_case(b"keep-alive")
                         {
-                            self.connection_drops.push(Span::of(buf, token));
+                            self.connection_drops.push(span(buf, token)?);
                         }
                     }
                 }
                 _ => {}
             }
             self.headers.push(ResponseHeader {
-                name: Span::of(buf, name),
-                value: Span::of(buf, h.value),
+                name: span(buf, name)?,
+                value: span(buf, h.value)?,
                 kind,
             });
         }
@@ -158,6 +161,37 @@ impl ResponseHead {
             .iter()
             .any(|s| s.get(buf).eq_ignore_ascii_case(name))
     }
+}
+
+/// Where `part` (a piece httparse found) lies in `buf`; a part outside it refuses the head.
+fn span(buf: &[u8], part: &[u8]) -> Result<Span, &'static str> {
+    Span::within(buf, part).ok_or("malformed response head")
+}
+
+/// The reason phrase of the status line httparse accepted at the start of `buf[..head_len]`,
+/// read from the bytes themselves: httparse hands back a static `""` (not a slice of `buf`)
+/// when there is none or when it holds obs-text. RFC 9112: `status-line = HTTP-version SP
+/// status-code SP [ reason-phrase ]`, and `HTTP/1.1 200` with no space at all is sent by real
+/// servers too. Empty when absent; the client then gets the canonical phrase (`write`).
+fn reason_span(buf: &[u8], head_len: usize) -> Result<Span, &'static str> {
+    let mut line = &buf[..head_len.min(buf.len())];
+    // httparse skips empty lines before the status line.
+    while let [b'\r' | b'\n', rest @ ..] = line {
+        line = rest;
+    }
+    let end = memchr::memchr(b'\n', line).ok_or("malformed response status line")?;
+    let line = line[..end].strip_suffix(b"\r").unwrap_or(&line[..end]);
+    // `HTTP/1.x NNN` is 12 bytes (httparse checked the version, one SP and three digits).
+    let reason = match line.get(12..) {
+        Some([]) => &line[12..],
+        Some([b' ', reason @ ..]) => reason,
+        _ => return Err("malformed response status line"),
+    };
+    // reason-phrase = *( HTAB / SP / VCHAR / obs-text ): the same set as a field value.
+    if !is_valid_value(reason) {
+        return Err("malformed response status line");
+    }
+    span(buf, reason)
 }
 
 impl KnownHeaders {
@@ -219,7 +253,12 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nX: a\x01\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nX: a\x00b\r\n\r\n",
             b"HTTX/1.1 200 OK\r\n\r\n",
+            b"HTTP/1.1 200 O\x01K\r\n\r\n",
+            b"HTTP/1.1 200OK\r\n\r\n",
+            b"HTTP/1.1 20 OK\r\n\r\n",
+            b"garbage\r\n\r\n",
         ] {
             assert!(
                 parse(raw, false).is_err(),
@@ -227,6 +266,51 @@ mod tests {
                 String::from_utf8_lossy(raw)
             );
         }
+    }
+
+    /// The reason phrase as the client will get it: the upstream's bytes, or empty (then the
+    /// canonical phrase is written). Before reading it ourselves, the first two rows kept a
+    /// span of httparse's static "" and the slice aborted the process.
+    #[test]
+    fn reason_phrases() {
+        for (raw, reason) in [
+            (&b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n"[..], &b""[..]),
+            (
+                b"HTTP/1.1 200 \xe9t\xe9\r\nContent-Length: 0\r\n\r\n",
+                b"\xe9t\xe9",
+            ),
+            (b"HTTP/1.1 204\n\n", b""),
+            (b"HTTP/1.1 200 \r\n\r\n", b""),
+            (b"HTTP/1.1 404 Not Found\r\n\r\n", b"Not Found"),
+            (b"HTTP/1.1 200 a\tb  \r\n\r\n", b"a\tb  "),
+            (b"\r\n\nHTTP/1.0 503 Busy\r\nX: 1\r\n\r\n", b"Busy"),
+        ] {
+            let r = parse(raw, false).unwrap();
+            assert_eq!(
+                r.reason.get(raw),
+                reason,
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+            assert!(r.reason.end() <= r.head_len);
+        }
+    }
+
+    #[test]
+    fn refuses_status_codes_outside_100_to_599() {
+        for raw in [
+            &b"HTTP/1.1 000 X\r\n\r\n"[..],
+            b"HTTP/1.1 099 X\r\n\r\n",
+            b"HTTP/1.1 600 X\r\n\r\n",
+            b"HTTP/1.1 999\r\n\r\n",
+        ] {
+            assert_eq!(
+                parse(raw, false).err(),
+                Some("upstream status code outside 100-599")
+            );
+        }
+        assert!(parse(b"HTTP/1.1 599 X\r\n\r\n", false).is_ok());
+        assert!(parse(b"HTTP/1.1 100 X\r\n\r\n", false).is_ok());
     }
 
     #[test]

@@ -20,6 +20,10 @@ use glommio::net::TcpStream;
 use std::io;
 use std::time::{Duration, Instant};
 
+/// Interim (1xx) responses skipped before the final one; an upstream sending more is faulty
+/// or hostile (each one would otherwise restart the wait for the answer).
+const MAX_INTERIM: u32 = 16;
+
 /// The facts about the request still needed once its head bytes are consumed.
 #[derive(Clone, Copy)]
 pub(super) struct ReqInfo {
@@ -387,10 +391,15 @@ async fn read_response_head(
 ) -> Result<(), HeadError> {
     up.clear();
     let mut received = false;
+    let mut interim = 0;
     loop {
         if !up.pending().is_empty() {
             match resp.parse(up.pending(), is_head, up_head_limit()) {
                 Ok(true) if (100..200).contains(&resp.status) && resp.status != 101 => {
+                    interim += 1;
+                    if interim > MAX_INTERIM {
+                        return Err(HeadError::Protocol("upstream sent too many 1xx responses"));
+                    }
                     up.consume(resp.head_len);
                     continue;
                 }

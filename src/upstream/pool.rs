@@ -4,12 +4,14 @@
 //! A connection goes back to the pool only through [`Pool::checkin`], which the pipeline calls
 //! after a response was relayed completely and the upstream allowed reuse. Dropping a
 //! [`Lease`] instead closes the socket: a connection that failed, timed out or was left in the
-//! middle of a message is never reused.
+//! middle of a message is never reused. An idle connection is checked to be quiet (no stray
+//! bytes, no EOF) when it is taken out again.
 
 use glommio::net::TcpStream;
 use glommio::sync::{Semaphore, StaticPermit};
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -190,7 +192,9 @@ impl Pool {
         let mut idle = server.idle.borrow_mut();
         // Most recently used first: it is the least likely to have been closed by the peer.
         while let Some(conn) = idle.pop() {
-            if now.saturating_duration_since(conn.since) < self.idle_timeout {
+            if now.saturating_duration_since(conn.since) < self.idle_timeout
+                && is_quiet(&conn.stream)
+            {
                 return Some(conn.stream);
             }
         }
@@ -211,5 +215,63 @@ impl Pool {
 
     pub fn idle_count(&self) -> usize {
         self.servers.iter().map(|s| s.idle.borrow().len()).sum()
+    }
+}
+
+/// Whether an idle connection has nothing to say, checked with a non-blocking peek that
+/// consumes nothing. Bytes from an idle upstream are never an answer to a request not yet
+/// sent: a faulty upstream's stray bytes after a HEAD/204/304 answer would otherwise become
+/// the next client's response. EOF or an error means the upstream closed it meanwhile. Either
+/// way the connection is dropped and the next idle or a new one is used.
+fn is_quiet(stream: &impl AsRawFd) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: recv writes at most 1 byte into `byte`, which outlives the call; the fd is open
+    // for as long as `stream` is borrowed.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            (&mut byte as *mut u8).cast::<libc::c_void>(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_quiet;
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+    use std::time::{Duration, Instant};
+
+    /// Waits (bounded) until `stream` is no longer quiet.
+    fn speaks(stream: &TcpStream) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if !is_quiet(stream) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    #[test]
+    fn quiet_until_the_peer_writes_or_closes() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        assert!(is_quiet(&ours));
+        peer.write_all(b"HTTP/1.1 200 OK\r\n").unwrap();
+        assert!(speaks(&ours), "stray bytes must be seen");
+        // Peeking consumed nothing: the bytes are still there.
+        assert!(!is_quiet(&ours));
+
+        let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (peer, _) = listener.accept().unwrap();
+        assert!(is_quiet(&ours));
+        drop(peer);
+        assert!(speaks(&ours), "EOF must be seen");
     }
 }
