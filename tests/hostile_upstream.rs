@@ -81,7 +81,7 @@ static CASES: &[Case] = &[
         method: "GET",
         answer: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n",
         then: Then::Stay,
-        expect: Expect::Cut,
+        expect: Expect::Protocol,
     },
     Case {
         name: "100 and 103 before the answer",

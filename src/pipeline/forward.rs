@@ -305,8 +305,16 @@ pub(super) async fn forward(
                 keep_alive,
             }
         }
+        Err(RelayError::UpstreamBeforeAnswer(detail)) => {
+            ctx.metrics
+                .borrow_mut()
+                .upstream_error(upstream, UpstreamErrorKind::Protocol);
+            // Nothing reached the client yet: it still gets a proper answer.
+            let problem = Problem::UpstreamProtocol;
+            finish_refusal(ctx, conn, problem, detail, route, req, rid).await
+        }
         Err(e) => {
-            if matches!(e, RelayError::Upstream) {
+            if matches!(e, RelayError::Upstream | RelayError::BadChunk) {
                 ctx.metrics
                     .borrow_mut()
                     .upstream_error(upstream, UpstreamErrorKind::Reset);

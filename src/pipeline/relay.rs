@@ -31,8 +31,13 @@ pub const CONTENDED_AFTER: Duration = Duration::from_secs(1);
 
 /// Which side failed while relaying.
 pub(super) enum RelayError {
+    /// The upstream failed before any byte of the answer reached the client: it can still
+    /// be answered with a 502.
+    UpstreamBeforeAnswer(&'static str),
     Upstream,
     Client,
+    /// The upstream's chunked body was malformed.
+    BadChunk,
     /// The client read nothing for too long (or while others waited for its connection).
     ClientTooSlow,
 }
@@ -90,7 +95,7 @@ impl Source {
                     let d = self
                         .decoder
                         .decode(up.pending())
-                        .map_err(|_| RelayError::Upstream)?;
+                        .map_err(|_| RelayError::BadChunk)?;
                     if let Some((a, b)) = d.data {
                         moved += (b - a) as u64;
                         reframe(out, &up.pending()[a..b], self.to);
@@ -135,6 +140,26 @@ pub(super) async fn relay_body(
     out: &mut Vec<u8>,
     from: ResponseFraming,
     to: ClientFraming,
+) -> Result<u64, RelayError> {
+    let mut answered = false;
+    match relay(upstream, client, up, out, from, to, &mut answered).await {
+        Err(RelayError::BadChunk) if !answered => Err(RelayError::UpstreamBeforeAnswer(
+            "the upstream sent a malformed chunked body",
+        )),
+        Err(RelayError::BadChunk) => Err(RelayError::Upstream),
+        other => other,
+    }
+}
+
+/// [`relay_body`]'s loop; `answered` turns true with the first byte the client takes.
+async fn relay(
+    upstream: Upstream<'_>,
+    client: &mut TcpStream,
+    up: &mut ReadBuf,
+    out: &mut Vec<u8>,
+    from: ResponseFraming,
+    to: ClientFraming,
+    answered: &mut bool,
 ) -> Result<u64, RelayError> {
     let Upstream {
         lease,
@@ -194,6 +219,7 @@ pub(super) async fn relay_body(
         match step? {
             Step::Wrote(n) => {
                 written += n;
+                *answered = true;
                 blocked_since = None;
             }
             Step::Read(closed) => {
