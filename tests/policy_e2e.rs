@@ -306,6 +306,24 @@ fn keys_check_explains_the_decision() {
         ],
     );
     assert!(outside.contains("refused: 403 ip_not_allowed"), "{outside}");
+    // The path is judged as the gateway judges it: refused, or normalised first.
+    let check_path = |path: &str| {
+        cli_ok(
+            &config,
+            &["keys", "check", &id, "--path", path, "--ip", "10.1.2.3"],
+        )
+    };
+    let walk = check_path("/v1/orders/..;/admin");
+    assert!(
+        walk.contains("path: refused with 400 bad_request"),
+        "{walk}"
+    );
+    let encoded = check_path("/v1/%6frders/7");
+    assert!(
+        encoded.contains("path: judged as /v1/orders/7"),
+        "{encoded}"
+    );
+    assert!(encoded.contains("allowed: upstream #0 (api)"), "{encoded}");
     drop(dir);
 }
 

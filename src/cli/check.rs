@@ -66,6 +66,27 @@ pub fn run(args: &CheckArgs, config: Config) -> Result<Vec<String>, String> {
         .path
         .split_once('?')
         .map_or(args.path.as_str(), |(p, _)| p);
+    // Judged as the gateway judges it: refused, or normalised (docs/policy.md).
+    let (mut judged, mut forward) = (Vec::new(), Vec::new());
+    let verdict = crate::policy::path::judge(request_path.as_bytes(), &mut judged, &mut forward);
+    let judged_path = match verdict {
+        Err(e) => {
+            lines.push(format!(
+                "path: refused with {} {}: {}",
+                e.problem.status(),
+                e.problem.code(),
+                e.detail
+            ));
+            return Ok(lines);
+        }
+        Ok(j) if j.judged_rewritten => {
+            let p = String::from_utf8_lossy(&judged).into_owned();
+            lines.push(format!("path: judged as {p}"));
+            p
+        }
+        Ok(_) => request_path.to_string(),
+    };
+    let request_path = judged_path.as_str();
     let Some(route) = shared.routes.find(None, request_path.as_bytes()) else {
         lines.push(format!(
             "route: none matches {request_path}: refused with 404 no_route"
@@ -73,6 +94,13 @@ pub fn run(args: &CheckArgs, config: Config) -> Result<Vec<String>, String> {
         return Ok(lines);
     };
     let route_cfg = &shared.config.routes[route];
+    if verdict.is_ok_and(|j| j.params) && !route_cfg.allow_path_params {
+        lines.push(format!(
+            "path: refused with 400 bad_request: {}",
+            crate::policy::path::PARAMS_REFUSED
+        ));
+        return Ok(lines);
+    }
     lines.push(format!(
         "route: {} ({})",
         route_cfg.path_prefix,
@@ -96,7 +124,7 @@ pub fn run(args: &CheckArgs, config: Config) -> Result<Vec<String>, String> {
             &policy.for_key(key),
             &shared.route_policies[route],
             &args.method,
-            &args.path,
+            request_path,
             args.ip,
             args.content_length,
         )

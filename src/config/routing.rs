@@ -104,6 +104,40 @@ pub fn routes(
     Ok(out)
 }
 
+/// Why a prefix can never match a judged path (paths are normalised before routing: no `;`
+/// parameters, no `//`, no dot segments, no backslash, unreserved characters decoded).
+fn unmatchable_prefix(prefix: &str) -> Option<&'static str> {
+    let b = prefix.as_bytes();
+    if b.contains(&b';') {
+        return Some("contains ';' (path parameters are judged without it)");
+    }
+    if b.contains(&b'\\') {
+        return Some("contains a backslash");
+    }
+    if prefix.contains("//") {
+        return Some("contains '//' (merged to '/' before routing)");
+    }
+    if prefix
+        .split('/')
+        .skip(1)
+        .enumerate()
+        .any(|(i, seg)| (seg == "." || seg == "..") && (i > 0 || !seg.is_empty()))
+    {
+        return Some("contains a dot segment");
+    }
+    let unreserved_escape = b.windows(3).any(|w| {
+        w[0] == b'%'
+            && std::str::from_utf8(&w[1..])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .is_some_and(|c| c.is_ascii_alphanumeric() || b"-._~".contains(&c))
+    });
+    if unreserved_escape {
+        return Some("percent-encodes an unreserved character (decoded before routing)");
+    }
+    None
+}
+
 fn route(raw: &RawRoute, ups: &[Upstream], max_body: u64, cx: &Ctx) -> Result<Route, ConfigError> {
     let prefix = raw.path_prefix.get_ref();
     let pspan = raw.path_prefix.span();
@@ -122,6 +156,13 @@ fn route(raw: &RawRoute, ups: &[Upstream], max_body: u64, cx: &Ctx) -> Result<Ro
             &pspan,
             format!("route path_prefix {prefix:?} contains {c:?}"),
             "a prefix is matched against the path only: no spaces, query or fragment",
+        ));
+    }
+    if let Some(why) = unmatchable_prefix(prefix) {
+        return Err(cx.err(
+            &pspan,
+            format!("route path_prefix {prefix:?} {why}, so no request could ever match it"),
+            "write the prefix as the gateway judges paths (docs/policy.md, path handling)",
         ));
     }
     let mut route = Route::new(prefix, raw.upstream.get_ref());

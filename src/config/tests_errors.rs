@@ -456,3 +456,31 @@ fn errors_have_lines_and_one_line_display() {
     let s = err("[a\nb]\n");
     assert!(s.starts_with("keyway.toml:1: "), "{s}");
 }
+
+#[test]
+fn prefixes_no_judged_path_could_match() {
+    for (prefix, why) in [
+        ("/v1;x", "contains ';'"),
+        ("/v1//x", "contains '//'"),
+        ("/v1/../x", "contains a dot segment"),
+        ("/./x", "contains a dot segment"),
+        ("/a\\\\b", "contains a backslash"),
+        ("/v1/%6frders", "percent-encodes an unreserved character"),
+    ] {
+        assert_err(
+            &format!("{UP}[[routes]]\npath_prefix = \"{prefix}\"\nupstream = \"api\"\n"),
+            4,
+            why,
+        );
+    }
+    // What a judged path can hold is fine: a trailing slash, dots inside a segment, escapes
+    // of reserved characters.
+    for prefix in ["/v1/", "/v1.2/x..y", "/a%20b", "/"] {
+        assert!(Config::parse(
+            &format!("{UP}[[routes]]\npath_prefix = \"{prefix}\"\nupstream = \"api\"\n"),
+            "keyway.toml",
+            Path::new("/tmp"),
+        )
+        .is_ok());
+    }
+}
