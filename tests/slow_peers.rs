@@ -214,3 +214,33 @@ fn connections_over_the_shard_cap_get_503() {
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["code"], "too_many_connections");
 }
+
+#[test]
+fn a_trusted_proxys_connections_count_for_the_clients_it_forwards() {
+    let up = Upstream::echo();
+    // `Gateway::start` writes `[server]` first: this line lands in it.
+    let gw = Gateway::start(
+        &format!(
+            "trusted_proxies = [\"127.0.0.9/32\"]\n\n[limits]\nmax_connections_per_ip = 2\n\n[upstreams.api]\nservers = [\"{}\"]\n{SMALL_POOL}\n{PUBLIC_ALL}",
+            up.addr
+        ),
+        1,
+    );
+    let via_proxy = |client: &str| {
+        let mut c = Client::from_stream(slow_socket("127.0.0.9", gw.addr));
+        c.send(
+            format!("GET /ok HTTP/1.1\r\nHost: t\r\nx-forwarded-for: {client}\r\n\r\n").as_bytes(),
+        );
+        let status = c.read_response("GET").status;
+        (c, status)
+    };
+    // Two clients' worth from the proxy's one address: more than its own cap of 2.
+    let (_a1, s1) = via_proxy("203.0.113.7");
+    let (_a2, s2) = via_proxy("203.0.113.7");
+    let (_b1, s3) = via_proxy("198.51.100.4");
+    let (_b2, s4) = via_proxy("198.51.100.4");
+    assert_eq!((s1, s2, s3, s4), (200, 200, 200, 200));
+    // A third open connection for one forwarded client is over its cap.
+    let (_a3, s5) = via_proxy("203.0.113.7");
+    assert_eq!(s5, 503);
+}
