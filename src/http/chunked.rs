@@ -99,7 +99,7 @@ impl ChunkedDecoder {
         while i < input.len() {
             let b = input[i];
             match self.state {
-                State::Size => match hex(b) {
+                State::Size => match super::hex_digit(b) {
                     Some(d) => {
                         if self.digits == 16 {
                             return Err(ChunkedError::SizeTooLong);
@@ -200,16 +200,6 @@ impl ChunkedDecoder {
             data: None,
             done: self.state == State::Done,
         })
-    }
-}
-
-#[inline]
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 

@@ -137,3 +137,14 @@ mod tests {
         assert_eq!(Span::within(&buf[5..], &buf[3..8]), None);
     }
 }
+
+/// The value of one hex digit (either case), for chunk sizes and percent-escapes.
+#[inline]
+pub fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}

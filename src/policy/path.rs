@@ -19,7 +19,7 @@
 //! One pass over the bytes; nothing is written (and nothing allocated) unless the path changes.
 
 use crate::error::Problem;
-use crate::http::HeadError;
+use crate::http::{hex_digit as hex, HeadError};
 
 /// What [`judge`] found and wrote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -287,15 +287,6 @@ fn emit(out: &mut Vec<u8>, seg: &[u8], decode: bool) {
             out.push(seg[i]);
             i += 1;
         }
-    }
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 
