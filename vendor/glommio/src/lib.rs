@@ -455,6 +455,7 @@ pub use crate::{
     },
     shares::{Shares, SharesManager},
     sys::hardware_topology::CpuLocation,
+    sys::{set_sleepable_ring_flags, sleepable_ring_flags, IORING_SETUP_COOP_TASKRUN},
 };
 pub use enclose::enclose;
 pub use scopeguard::defer;

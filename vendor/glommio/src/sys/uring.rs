@@ -25,7 +25,10 @@ use std::{
     pin::Pin,
     ptr,
     rc::Rc,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
@@ -883,6 +886,52 @@ impl UringCommon for PollRing {
     }
 }
 
+/// `IORING_SETUP_COOP_TASKRUN` (Linux 5.19): a completion raised by another CPU (a peer
+/// writing to our socket) is run as task work the next time this thread enters the kernel,
+/// instead of interrupting it with an inter-processor interrupt. glommio enters the kernel
+/// on every poll of its rings, so nothing waits longer than it would have.
+pub const IORING_SETUP_COOP_TASKRUN: u32 = 1 << 8;
+
+/// The setup flags sleepable rings honour; other bits given to
+/// [`set_sleepable_ring_flags`] are ignored.
+const SLEEPABLE_RING_FLAGS_SUPPORTED: u32 = IORING_SETUP_COOP_TASKRUN;
+
+static SLEEPABLE_RING_FLAGS_WANTED: AtomicU32 = AtomicU32::new(IORING_SETUP_COOP_TASKRUN);
+/// `u32::MAX` until the first sleepable ring exists.
+static SLEEPABLE_RING_FLAGS_IN_USE: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// Sets the setup flags asked for the sleepable (main and latency) rings of executors
+/// created from now on; the default is [`IORING_SETUP_COOP_TASKRUN`], `0` is glommio's
+/// historic setup. The poll ring (`IOPOLL`) never gets them. A kernel that refuses the flags
+/// (`EINVAL`) gets a ring without them.
+pub fn set_sleepable_ring_flags(flags: u32) {
+    SLEEPABLE_RING_FLAGS_WANTED.store(flags & SLEEPABLE_RING_FLAGS_SUPPORTED, Ordering::Relaxed);
+}
+
+/// The setup flags the most recently created sleepable ring got from the kernel, or `None`
+/// before any executor started.
+pub fn sleepable_ring_flags() -> Option<u32> {
+    match SLEEPABLE_RING_FLAGS_IN_USE.load(Ordering::Relaxed) {
+        u32::MAX => None,
+        flags => Some(flags),
+    }
+}
+
+fn new_sleepable_ring(size: u32) -> io::Result<iou::IoUring> {
+    let wanted = SLEEPABLE_RING_FLAGS_WANTED.load(Ordering::Relaxed);
+    let flags = iou::SetupFlags::from_bits_truncate(wanted);
+    let ring = match iou::IoUring::new_with_flags(size, flags, iou::SetupFeatures::empty()) {
+        // A kernel older than the flags: glommio's historic setup.
+        Err(e) if wanted != 0 && e.raw_os_error() == Some(libc::EINVAL) => {
+            SLEEPABLE_RING_FLAGS_IN_USE.store(0, Ordering::Relaxed);
+            return iou::IoUring::new(size);
+        }
+        other => other?,
+    };
+    SLEEPABLE_RING_FLAGS_IN_USE.store(wanted, Ordering::Relaxed);
+    Ok(ring)
+}
+
 struct SleepableRing {
     ring: iou::IoUring,
     size: usize,
@@ -904,7 +953,7 @@ impl SleepableRing {
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
         Ok(SleepableRing {
-            ring: iou::IoUring::new(size as _)?,
+            ring: new_sleepable_ring(size as _)?,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
             name,
