@@ -3,6 +3,7 @@
 //! control messages from the control thread, rate-limit deltas from the other shards.
 
 pub mod context;
+pub mod uring;
 
 pub use context::{RequestIds, ShardCtx, Shared};
 
