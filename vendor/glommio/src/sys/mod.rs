@@ -178,9 +178,7 @@ pub(crate) mod sysfs;
 mod uring;
 
 pub use self::dma_buffer::DmaBuffer;
-pub use self::uring::{
-    set_sleepable_ring_flags, sleepable_ring_flags, IORING_SETUP_COOP_TASKRUN,
-};
+pub use self::uring::{set_sleepable_ring_flags, sleepable_ring_flags, IORING_SETUP_COOP_TASKRUN};
 pub(crate) use self::{source::*, uring::*};
 use crate::error::{ExecutorErrorKind, GlommioError};
 use smallvec::SmallVec;

@@ -918,17 +918,18 @@ pub fn sleepable_ring_flags() -> Option<u32> {
 }
 
 fn new_sleepable_ring(size: u32) -> io::Result<iou::IoUring> {
-    let wanted = SLEEPABLE_RING_FLAGS_WANTED.load(Ordering::Relaxed);
-    let flags = iou::SetupFlags::from_bits_truncate(wanted);
+    let flags =
+        iou::SetupFlags::from_bits_truncate(SLEEPABLE_RING_FLAGS_WANTED.load(Ordering::Relaxed));
+    let bits = flags.bits();
     let ring = match iou::IoUring::new_with_flags(size, flags, iou::SetupFeatures::empty()) {
         // A kernel older than the flags: glommio's historic setup.
-        Err(e) if wanted != 0 && e.raw_os_error() == Some(libc::EINVAL) => {
+        Err(e) if bits != 0 && e.raw_os_error() == Some(libc::EINVAL) => {
             SLEEPABLE_RING_FLAGS_IN_USE.store(0, Ordering::Relaxed);
             return iou::IoUring::new(size);
         }
         other => other?,
     };
-    SLEEPABLE_RING_FLAGS_IN_USE.store(wanted, Ordering::Relaxed);
+    SLEEPABLE_RING_FLAGS_IN_USE.store(bits, Ordering::Relaxed);
     Ok(ring)
 }
 
