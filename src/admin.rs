@@ -12,7 +12,7 @@ use crate::shard::Shared;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// What the admin endpoints report on, shared with the control thread.
@@ -23,6 +23,8 @@ pub struct AdminState {
     pub listening: AtomicUsize,
     /// The key table's state (written by the control thread).
     pub snapshot: Mutex<SnapshotStatus>,
+    /// How the shards' io_uring rings are set up, once they are (shard::uring).
+    pub io_uring: OnceLock<&'static str>,
 }
 
 impl AdminState {
@@ -142,7 +144,11 @@ fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
             ),
         },
         "/snapshot" => {
-            let body = serde_json::to_string(&state.status()).unwrap_or_default() + "\n";
+            let mut json = serde_json::to_value(state.status()).unwrap_or_default();
+            if let Some(fields) = json.as_object_mut() {
+                fields.insert("io_uring".into(), state.io_uring.get().copied().into());
+            }
+            let body = json.to_string() + "\n";
             respond(&mut stream, 200, "application/json", &body)
         }
         "/metrics" => {

@@ -39,6 +39,8 @@ pub enum ServeError {
     },
     #[error("cannot start shard {shard}: {reason}; if it mentions memory, raise `ulimit -l` (LimitMEMLOCK)")]
     Shard { shard: usize, reason: String },
+    #[error("{0}")]
+    UringFlags(String),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("cannot open the audit log {path}: {source}; create its directory, fix its permissions or change [audit] path")]
@@ -57,6 +59,8 @@ pub struct Bound {
 
 /// Runs the gateway until SIGTERM or SIGINT. `on_ready` is called once every shard listens.
 pub fn serve(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), ServeError> {
+    let uring = shard::uring::Wanted::from_env().map_err(ServeError::UringFlags)?;
+    uring.apply();
     let shards = match config.server.shards {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -116,6 +120,7 @@ pub fn serve(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), ServeE
         shards,
         listening: Default::default(),
         snapshot: Mutex::new(status),
+        io_uring: Default::default(),
     });
     let admin = admin::start(admin_addr, state.clone()).map_err(|source| ServeError::Admin {
         addr: admin_addr,
@@ -167,6 +172,9 @@ pub fn serve(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), ServeE
             }
         }
     }
+    let rings = uring.describe();
+    tracing::info!("io_uring rings: {rings}");
+    let _ = state.io_uring.set(rings);
     if let Err(e) = files.write(admin) {
         tracing::warn!(error = %e, "cannot write the pid file; `keyway reload` will not find this process");
     }

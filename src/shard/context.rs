@@ -146,8 +146,9 @@ pub struct ShardCtx {
     /// The key table this shard serves. A request clones the `Rc` (not the `Arc`: no atomic
     /// on the request path) and finishes on that table even if a reload swaps it meanwhile.
     pub keys: RefCell<Option<Rc<Arc<KeyTable>>>>,
-    /// Unix seconds, refreshed by the shard's control timer (10 ms): validity checks need
-    /// seconds, not a clock read per request.
+    /// Unix seconds, refreshed by the shard's control timer (10 ms; 100 ms with no client
+    /// connection open, and then again on accept): validity checks need seconds, not a clock
+    /// read per request.
     pub now_unix: Cell<i64>,
     /// `Date` for answers: the IMF-fixdate of `date_of`, re-formatted only when `now_unix` has
     /// moved to another second (see [`ShardCtx::date`]).
