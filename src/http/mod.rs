@@ -10,6 +10,17 @@ pub mod chunked;
 pub mod date;
 pub mod headers;
 pub mod problem;
+/// The value of one hex digit (either case), for chunk sizes and percent-escapes.
+#[inline]
+pub fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod proptests;
 pub mod request;
@@ -135,16 +146,5 @@ mod tests {
         assert_eq!(Span::within(&buf, b""), None);
         assert_eq!(Span::within(&buf[..5], &buf[3..8]), None);
         assert_eq!(Span::within(&buf[5..], &buf[3..8]), None);
-    }
-}
-
-/// The value of one hex digit (either case), for chunk sizes and percent-escapes.
-#[inline]
-pub fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }

@@ -162,6 +162,8 @@ pub struct ShardCtx {
     pub limit_waiting: Cell<usize>,
     /// This shard's audit batch, when `[audit] path` is set.
     pub audit: Option<ShardAudit>,
+    /// Shutting down with nothing in flight: the sync loop sends its last counts and ends.
+    pub rates_final: Cell<bool>,
     /// Buffers of connections between requests, for the next one that has bytes to read.
     pub spares: Spares,
     /// Open client connections per client address on this shard (absent = none).
@@ -249,6 +251,7 @@ impl ShardCtx {
             limit_max_wait_ms: c.ratelimit.max_wait.as_millis() as i64,
             limit_waiting: Cell::new(0),
             audit: audit.map(ShardAudit::new),
+            rates_final: Cell::new(false),
             spares: Spares::new(
                 shared.client_buf,
                 crate::pipeline::UPSTREAM_BUF,

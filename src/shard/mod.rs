@@ -34,6 +34,8 @@ pub const IDLE_POLL: Duration = Duration::from_millis(100);
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(500);
 /// How often shard 0 hands the rate state to the control thread to persist.
 pub const PERSIST_EVERY: Duration = Duration::from_secs(1);
+/// How long shard 0, shutting down, waits for the other shards' last rate counts.
+pub const FINAL_SYNC_WAIT: Duration = Duration::from_secs(2);
 /// How often a shard forgets keys idle past their longest window.
 pub const EVICT_EVERY: Duration = Duration::from_secs(10);
 
@@ -62,6 +64,9 @@ pub enum ShardEvent {
 pub struct PeerMsg {
     pub from: usize,
     pub deltas: Arc<[Delta]>,
+    /// The sender's last deltas: it is shutting down (shard 0 waits for every other shard's
+    /// last message before it persists the counts).
+    pub last: bool,
 }
 
 /// A shard's links to the others: its inbox and a sender to every shard (its own unused).
@@ -180,7 +185,9 @@ async fn run(shared: Arc<Shared>, start: ShardStart) {
     while ctx.in_flight.get() > 0 && Instant::now() < deadline {
         glommio::timer::sleep(CONTROL_POLL).await;
     }
-    sync.cancel().await;
+    // The sync loop sends this shard's last counts (shard 0: takes in everyone's) and ends.
+    ctx.rates_final.set(true);
+    sync.await;
     for pool in &ctx.pools {
         pool.clear();
     }
@@ -287,6 +294,48 @@ async fn accept_loop(ctx: Rc<ShardCtx>, listener: TcpListener, wake: [Wake; 2]) 
     }
 }
 
+/// The shard is shutting down with no request in flight: its last deltas go to every other
+/// shard, marked last; shard 0 takes in the others' last deltas (waiting at most
+/// [`FINAL_SYNC_WAIT`]) so the counts it persists miss nothing.
+async fn final_sync(ctx: &ShardCtx, mesh: &Mesh) {
+    let mut deltas = Vec::new();
+    ctx.limiter
+        .borrow_mut()
+        .drain_deltas(unix_ms(), &mut deltas);
+    let batch: Arc<[Delta]> = deltas.as_slice().into();
+    for (shard, peer) in mesh.peers.iter().enumerate() {
+        if shard != ctx.id {
+            let _ = peer.send(PeerMsg {
+                from: ctx.id,
+                deltas: batch.clone(),
+                last: true,
+            });
+        }
+    }
+    if ctx.id != 0 {
+        return;
+    }
+    let mut waiting = mesh.peers.len().saturating_sub(1);
+    let deadline = Instant::now() + FINAL_SYNC_WAIT;
+    while waiting > 0 && Instant::now() < deadline {
+        for msg in mesh.inbox.try_iter() {
+            ctx.limiter
+                .borrow_mut()
+                .apply_remote(msg.from, &msg.deltas, unix_ms());
+            waiting -= usize::from(msg.last);
+        }
+        if waiting > 0 {
+            glommio::timer::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    if waiting > 0 {
+        tracing::warn!(
+            shards = waiting,
+            "shutting down without the last rate counts of some shards; they may be lost"
+        );
+    }
+}
+
 /// Every `sync_interval`: send this shard's new counts to the others and take in theirs;
 /// shard 0 also hands the state to the control thread to persist. Never blocks.
 /// With no client connection open and nothing to send it naps for [`IDLE_POLL`] instead: what
@@ -302,6 +351,9 @@ async fn sync_loop(ctx: Rc<ShardCtx>, mesh: Mesh, events: Sender<ShardEvent>, na
     loop {
         let idle = IDLE_POLL.max(interval);
         let woken = nap.sleep(if busy { interval } else { idle }).await;
+        if ctx.rates_final.get() {
+            return final_sync(&ctx, &mesh).await;
+        }
         let now = unix_ms();
         let mut limiter = ctx.limiter.borrow_mut();
         limiter.drain_deltas(now, &mut deltas);
@@ -313,6 +365,7 @@ async fn sync_loop(ctx: Rc<ShardCtx>, mesh: Mesh, events: Sender<ShardEvent>, na
                     let _ = peer.send(PeerMsg {
                         from: ctx.id,
                         deltas: batch.clone(),
+                        last: false,
                     });
                 }
             }
