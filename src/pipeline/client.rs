@@ -120,6 +120,7 @@ const SPARE_OUT: usize = 64 * 1024;
 /// The buffers a connection needs only while it has a request in hand.
 pub struct ConnBufs {
     pub rb: Box<[u8]>,
+    /// Empty until the connection forwards a request ([`Spares::take_up`]).
     pub up: Box<[u8]>,
     pub out: Vec<u8>,
     pub answer_lines: Vec<u8>,
@@ -134,6 +135,9 @@ pub struct Spares {
     client_buf: usize,
     upstream_buf: usize,
     free: RefCell<Vec<ConnBufs>>,
+    /// Upstream buffers, apart: a connection takes one only when it forwards (a trickled
+    /// head or a refused request never does).
+    free_up: RefCell<Vec<Box<[u8]>>>,
     /// Spares kept at most; more are freed (the high-water of busy connections, roughly).
     keep: usize,
 }
@@ -144,14 +148,16 @@ impl Spares {
             client_buf,
             upstream_buf,
             free: RefCell::new(Vec::new()),
+            free_up: RefCell::new(Vec::new()),
             keep,
         }
     }
 
+    /// A set of buffers; its `up` is empty (see [`Spares::take_up`]).
     pub fn take(&self) -> ConnBufs {
         self.free.borrow_mut().pop().unwrap_or_else(|| ConnBufs {
             rb: vec![0u8; self.client_buf].into_boxed_slice(),
-            up: vec![0u8; self.upstream_buf].into_boxed_slice(),
+            up: Box::default(),
             out: Vec::with_capacity(4096),
             answer_lines: Vec::new(),
             identity_lines: Vec::new(),
@@ -159,7 +165,22 @@ impl Spares {
         })
     }
 
+    /// An upstream read buffer.
+    pub fn take_up(&self) -> Box<[u8]> {
+        self.free_up
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| vec![0u8; self.upstream_buf].into_boxed_slice())
+    }
+
     pub fn put(&self, mut bufs: ConnBufs) {
+        let up = std::mem::take(&mut bufs.up);
+        if !up.is_empty() {
+            let mut free_up = self.free_up.borrow_mut();
+            if free_up.len() < self.keep {
+                free_up.push(up);
+            }
+        }
         let mut free = self.free.borrow_mut();
         if free.len() < self.keep {
             // A response spilled for a slow client grew it: keep a spare small.
@@ -248,14 +269,18 @@ mod tests {
     fn spares_keep_at_most_their_bound_and_come_back_clean() {
         let spares = Spares::new(64, 128, 1);
         let mut a = spares.take();
-        let b = spares.take();
+        let mut b = spares.take();
+        assert!(a.up.is_empty(), "the upstream buffer is taken apart");
+        a.up = spares.take_up();
+        b.up = spares.take_up();
         a.out.extend_from_slice(b"stale");
         spares.put(a);
         spares.put(b);
         assert_eq!(spares.len(), 1);
         let c = spares.take();
         assert!(c.out.is_empty());
-        assert_eq!((c.rb.len(), c.up.len()), (64, 128));
+        assert_eq!((c.rb.len(), c.up.len()), (64, 0));
+        assert_eq!(spares.take_up().len(), 128);
         assert!(spares.is_empty());
     }
 

@@ -165,6 +165,9 @@ pub(super) async fn forward(
         }
     };
     let _ = lease.stream.set_write_timeout(Some(response_timeout));
+    if conn.up.is_parked() {
+        conn.up.attach(ctx.spares.take_up(), &[]);
+    }
 
     let mut retried = false;
     let upstream_started;

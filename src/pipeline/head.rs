@@ -6,7 +6,7 @@ use crate::error::Problem;
 use crate::http::HeadError;
 use futures_lite::AsyncReadExt;
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What an idle connection reads its next request's first bytes into, before it takes
 /// buffers from the shard's spares (most request heads fit whole).
@@ -29,19 +29,8 @@ pub(super) async fn read_head(ctx: &ShardCtx, conn: &mut Conn, first: bool) -> H
     let t = &ctx.shared.config.timeouts;
     let mut deadline: Option<Instant> = first.then(|| Instant::now() + t.head);
     if conn.rb.is_parked() {
-        let wait = match deadline {
-            Some(d) => d.saturating_duration_since(Instant::now()),
-            None => t.keepalive_idle,
-        };
-        let mut lobby = [0u8; LOBBY];
-        let _ = conn
-            .stream
-            .set_read_timeout(Some(wait.max(std::time::Duration::from_millis(1))));
-        match conn.stream.read(&mut lobby).await {
-            Ok(0) => return HeadRead::Closed,
-            Ok(n) => conn.unpark(ctx, &lobby[..n]),
-            // Nothing of a head in time, or a reset: a quiet end either way.
-            Err(_) => return HeadRead::Closed,
+        if let Some(done) = read_in_lobby(ctx, conn, &mut deadline).await {
+            return done;
         }
     }
     // Pending bytes already looked at: a head trickled a byte at a time is parsed once per
@@ -76,6 +65,65 @@ pub(super) async fn read_head(ctx: &ShardCtx, conn: &mut Conn, first: bool) -> H
             Err(e) if e.kind() == io::ErrorKind::TimedOut => return head_timed_out(conn),
             Err(_) => return HeadRead::Closed,
         }
+    }
+}
+
+/// Reads a head into a small stack array while it fits there: a whole head usually arrives
+/// in one read and a slowloris trickle never outgrows it, so neither takes the connection's
+/// buffers until it must. The bytes go to the client buffer (with the same offsets, so a head
+/// parsed here stays parsed) when the head is complete, refused, or outgrows the array;
+/// `Some` is then the verdict, `None` means "read on in the buffer".
+async fn read_in_lobby(
+    ctx: &ShardCtx,
+    conn: &mut Conn,
+    deadline: &mut Option<Instant>,
+) -> Option<HeadRead> {
+    let t = &ctx.shared.config.timeouts;
+    let limits = &ctx.shared.head_limits;
+    let mut lobby = [0u8; LOBBY];
+    let (mut n, mut seen) = (0usize, 0usize);
+    let verdict = loop {
+        let now = Instant::now();
+        let wait = match *deadline {
+            Some(d) if now >= d => return Some(lobby_timed_out(n)),
+            Some(d) => d - now,
+            None => t.keepalive_idle,
+        };
+        let _ = conn
+            .stream
+            .set_read_timeout(Some(wait.max(Duration::from_millis(1))));
+        match conn.stream.read(&mut lobby[n..]).await {
+            Ok(0) => return Some(HeadRead::Closed),
+            Ok(k) => {
+                n += k;
+                deadline.get_or_insert_with(|| Instant::now() + t.head);
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Some(lobby_timed_out(n)),
+            // A reset: a quiet end.
+            Err(_) => return Some(HeadRead::Closed),
+        }
+        if n == LOBBY {
+            break None;
+        }
+        if worth_parsing(&lobby[..n], seen, limits) {
+            match conn.head.parse(&lobby[..n], limits, &ctx.shared.known) {
+                Ok(true) => break Some(HeadRead::Ready),
+                Ok(false) => {}
+                Err(e) => break Some(HeadRead::Refused(e)),
+            }
+        }
+        seen = n;
+    };
+    conn.unpark(ctx, &lobby[..n]);
+    verdict
+}
+
+/// The head timeout in the lobby: nothing sent is a quiet close, a partial head 408.
+fn lobby_timed_out(received: usize) -> HeadRead {
+    if received == 0 {
+        HeadRead::Closed
+    } else {
+        HeadRead::Refused(timeout_error())
     }
 }
 
