@@ -76,6 +76,21 @@ pub struct Mesh {
 }
 
 impl Mesh {
+    /// Sends `deltas` from shard `from` to every other shard (a failed send: that shard is
+    /// gone, nothing to do).
+    fn send_all(&self, from: usize, deltas: &[Delta], last: bool) {
+        let batch: Arc<[Delta]> = deltas.into();
+        for (shard, peer) in self.peers.iter().enumerate() {
+            if shard != from {
+                let _ = peer.send(PeerMsg {
+                    from,
+                    deltas: batch.clone(),
+                    last,
+                });
+            }
+        }
+    }
+
     /// One mesh per shard, fully connected.
     pub fn full(shards: usize) -> Vec<Mesh> {
         let (txs, rxs): (Vec<_>, Vec<_>) =
@@ -302,16 +317,7 @@ async fn final_sync(ctx: &ShardCtx, mesh: &Mesh) {
     ctx.limiter
         .borrow_mut()
         .drain_deltas(unix_ms(), &mut deltas);
-    let batch: Arc<[Delta]> = deltas.as_slice().into();
-    for (shard, peer) in mesh.peers.iter().enumerate() {
-        if shard != ctx.id {
-            let _ = peer.send(PeerMsg {
-                from: ctx.id,
-                deltas: batch.clone(),
-                last: true,
-            });
-        }
-    }
+    mesh.send_all(ctx.id, &deltas, true);
     if ctx.id != 0 {
         return;
     }
@@ -359,16 +365,7 @@ async fn sync_loop(ctx: Rc<ShardCtx>, mesh: Mesh, events: Sender<ShardEvent>, na
         limiter.drain_deltas(now, &mut deltas);
         busy = woken || !deltas.is_empty() || has_clients(&ctx);
         if !deltas.is_empty() {
-            let batch: Arc<[Delta]> = deltas.as_slice().into();
-            for (shard, peer) in mesh.peers.iter().enumerate() {
-                if shard != ctx.id {
-                    let _ = peer.send(PeerMsg {
-                        from: ctx.id,
-                        deltas: batch.clone(),
-                        last: false,
-                    });
-                }
-            }
+            mesh.send_all(ctx.id, &deltas, false);
             deltas.clear();
         }
         for msg in mesh.inbox.try_iter() {
