@@ -19,20 +19,17 @@ struct Setup {
 fn setup() -> Setup {
     let up = Upstream::echo();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("keyway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nshards = 1\nstate_dir = \"{}\"\n\n\
-             [upstreams.api]\nservers = [\"{}\"]\n\n\
+    let config = write_config(
+        dir.path(),
+        1,
+        &format!(
+            "[upstreams.api]\nservers = [\"{}\"]\n\n\
              [[routes]]\npath_prefix = \"/health\"\nupstream = \"api\"\npublic = true\n\n\
              [[routes]]\npath_prefix = \"/v1/\"\nupstream = \"api\"\nkey_in_query = \"api_key\"\n\n\
              [[routes]]\npath_prefix = \"/files/\"\nupstream = \"api\"\npublic = true\nallow_path_params = true\n",
-            dir.path().display(),
             up.addr
         ),
-    )
-    .unwrap();
+    );
     cli_ok(&config, &["plans", "set", "nothing"]);
     let (_, key) = create_key(
         &config,

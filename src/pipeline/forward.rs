@@ -317,7 +317,7 @@ pub(super) async fn forward(
             finish_refusal(ctx, conn, problem, detail, route, req, rid).await
         }
         Err(e) => {
-            if matches!(e, RelayError::Upstream | RelayError::BadChunk) {
+            if matches!(e, RelayError::Upstream) {
                 ctx.metrics
                     .borrow_mut()
                     .upstream_error(upstream, UpstreamErrorKind::Reset);

@@ -36,8 +36,6 @@ pub(super) enum RelayError {
     UpstreamBeforeAnswer(&'static str),
     Upstream,
     Client,
-    /// The upstream's chunked body was malformed.
-    BadChunk,
     /// The client read nothing for too long (or while others waited for its connection).
     ClientTooSlow,
 }
@@ -95,7 +93,7 @@ impl Source {
                     let d = self
                         .decoder
                         .decode(up.pending())
-                        .map_err(|_| RelayError::BadChunk)?;
+                        .map_err(|_| RelayError::Upstream)?;
                     if let Some((a, b)) = d.data {
                         moved += (b - a) as u64;
                         reframe(out, &up.pending()[a..b], self.to);
@@ -141,26 +139,8 @@ pub(super) async fn relay_body(
     from: ResponseFraming,
     to: ClientFraming,
 ) -> Result<u64, RelayError> {
+    // The client has taken a byte: an upstream failure can no longer become a 502.
     let mut answered = false;
-    match relay(upstream, client, up, out, from, to, &mut answered).await {
-        Err(RelayError::BadChunk) if !answered => Err(RelayError::UpstreamBeforeAnswer(
-            "the upstream sent a malformed chunked body",
-        )),
-        Err(RelayError::BadChunk) => Err(RelayError::Upstream),
-        other => other,
-    }
-}
-
-/// [`relay_body`]'s loop; `answered` turns true with the first byte the client takes.
-async fn relay(
-    upstream: Upstream<'_>,
-    client: &mut TcpStream,
-    up: &mut ReadBuf,
-    out: &mut Vec<u8>,
-    from: ResponseFraming,
-    to: ClientFraming,
-    answered: &mut bool,
-) -> Result<u64, RelayError> {
     let Upstream {
         lease,
         pool,
@@ -175,7 +155,13 @@ async fn relay(
     let mut blocked_since: Option<Instant> = None;
     loop {
         if !src.done {
-            sent += src.produce(up, out)?;
+            sent += src.produce(up, out).map_err(|_| {
+                if answered {
+                    RelayError::Upstream
+                } else {
+                    RelayError::UpstreamBeforeAnswer("the upstream sent a malformed chunked body")
+                }
+            })?;
         }
         if src.done {
             if let Some(l) = lease.take() {
@@ -219,7 +205,7 @@ async fn relay(
         match step? {
             Step::Wrote(n) => {
                 written += n;
-                *answered = true;
+                answered = true;
                 blocked_since = None;
             }
             Step::Read(closed) => {

@@ -121,6 +121,18 @@ impl Drop for Upstream {
     }
 }
 
+/// Writes `dir/keyway.toml`: a `[server]` on 127.0.0.1 port 0 with `dir` as its state
+/// directory, then `rest` (upstreams, routes, limits...). Returns its path.
+pub fn write_config(dir: &Path, shards: usize, rest: &str) -> PathBuf {
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nshards = {shards}\nstate_dir = \"{}\"\n\n{rest}",
+        dir.display()
+    );
+    let path = dir.join("keyway.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
 /// A running `keyway serve` with its own temporary state directory.
 pub struct Gateway {
     child: Child,
@@ -137,12 +149,7 @@ impl Gateway {
     /// sections are `rest` (upstreams, routes, limits...).
     pub fn start(rest: &str, shards: usize) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
-        let config = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nshards = {shards}\nstate_dir = \"{}\"\n\n{rest}",
-            dir.path().display()
-        );
-        let path = dir.path().join("keyway.toml");
-        std::fs::write(&path, config).unwrap();
+        let path = write_config(dir.path(), shards, rest);
         Gateway::start_with(dir, &path)
     }
 
