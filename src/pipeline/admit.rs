@@ -9,6 +9,29 @@ use crate::metrics::Outcome;
 use crate::policy::client_ip_lines;
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
+use std::net::IpAddr;
+
+/// Whether a new connection from `peer` is within the caps: `Ok` with the address it is
+/// counted for (`None`: a trusted proxy, counted at its first head), or the refusal detail.
+pub(super) fn admit_connection(
+    ctx: &ShardCtx,
+    peer: Option<IpAddr>,
+) -> Result<Option<IpAddr>, &'static str> {
+    let limits = &ctx.shared.config.limits;
+    if ctx.metrics.borrow().connections_active >= limits.max_connections_per_shard as u64 {
+        return Err("this gateway shard is at its connection limit; retry later");
+    }
+    match peer {
+        Some(ip) if !ctx.shared.trusted_proxies.iter().any(|c| c.contains(ip)) => {
+            if ctx.admit_ip(ip) {
+                Ok(Some(ip))
+            } else {
+                Err(TOO_MANY_FROM_IP)
+            }
+        }
+        _ => Ok(None),
+    }
+}
 
 pub(super) const TOO_MANY_FROM_IP: &str =
     "too many connections from this client address; close idle ones or retry later";

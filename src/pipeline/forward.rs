@@ -135,34 +135,9 @@ pub(super) async fn forward(
         }
     }
 
-    let mut lease = match pool.checkout(Instant::now()).await {
+    let mut lease = match checkout(ctx, conn, target, req, rid).await {
         Ok(lease) => lease,
-        Err(e) => {
-            let (problem, kind, detail) = match e {
-                PoolError::Overloaded => (
-                    Problem::Overloaded,
-                    UpstreamErrorKind::Overloaded,
-                    "every upstream connection is busy and the wait queue is full; retry later",
-                ),
-                PoolError::ConnectTimeout => (
-                    Problem::UpstreamTimeout,
-                    UpstreamErrorKind::Timeout,
-                    "connecting to the upstream timed out",
-                ),
-                PoolError::Connect(_) => (
-                    Problem::UpstreamUnavailable,
-                    UpstreamErrorKind::Connect,
-                    "the upstream refused the connection",
-                ),
-            };
-            ctx.metrics.borrow_mut().upstream_error(upstream, kind);
-            // A body that is not read through leaves the connection out of step: close it.
-            let req = ReqInfo {
-                keep_alive: req.keep_alive && req.framing == Framing::None,
-                ..req
-            };
-            return finish_refusal(ctx, conn, problem, detail, route, req, rid).await;
-        }
+        Err(done) => return done,
     };
     let _ = lease.stream.set_write_timeout(Some(response_timeout));
     if conn.up.is_parked() {
@@ -326,6 +301,47 @@ pub(super) async fn forward(
             aborted(route)
         }
     }
+}
+
+/// A connection to the target's upstream, or the answer (503/502/504, counted) when none
+/// can be had.
+async fn checkout(
+    ctx: &ShardCtx,
+    conn: &mut Conn,
+    target: Target,
+    req: ReqInfo,
+    rid: &RequestId,
+) -> Result<Lease, Finished> {
+    let e = match ctx.pools[target.upstream].checkout(Instant::now()).await {
+        Ok(lease) => return Ok(lease),
+        Err(e) => e,
+    };
+    let (problem, kind, detail) = match e {
+        PoolError::Overloaded => (
+            Problem::Overloaded,
+            UpstreamErrorKind::Overloaded,
+            "every upstream connection is busy and the wait queue is full; retry later",
+        ),
+        PoolError::ConnectTimeout => (
+            Problem::UpstreamTimeout,
+            UpstreamErrorKind::Timeout,
+            "connecting to the upstream timed out",
+        ),
+        PoolError::Connect(_) => (
+            Problem::UpstreamUnavailable,
+            UpstreamErrorKind::Connect,
+            "the upstream refused the connection",
+        ),
+    };
+    ctx.metrics
+        .borrow_mut()
+        .upstream_error(target.upstream, kind);
+    // A body that is not read through leaves the connection out of step: close it.
+    let req = ReqInfo {
+        keep_alive: req.keep_alive && req.framing == Framing::None,
+        ..req
+    };
+    Err(finish_refusal(ctx, conn, problem, detail, target.route, req, rid).await)
 }
 
 /// A pooled connection died before answering a retryable request: a fresh connection to the

@@ -112,24 +112,9 @@ pub struct Finished {
 /// Serves one client connection until it closes, errs, or the shard drains.
 pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
     let peer_ip = stream.peer_addr().ok().map(|a| a.ip());
-    let limits = &ctx.shared.config.limits;
-    if ctx.metrics.borrow().connections_active >= limits.max_connections_per_shard as u64 {
-        return refuse_connection(
-            &ctx,
-            stream,
-            "this gateway shard is at its connection limit",
-        )
-        .await;
-    }
-    // A trusted proxy's connection is counted for the client it forwards, at its first head.
-    let counted_ip = match peer_ip {
-        Some(ip) if !ctx.shared.trusted_proxies.iter().any(|c| c.contains(ip)) => {
-            if !ctx.admit_ip(ip) {
-                return refuse_connection(&ctx, stream, TOO_MANY_FROM_IP).await;
-            }
-            Some(ip)
-        }
-        _ => None,
+    let counted_ip = match admit::admit_connection(&ctx, peer_ip) {
+        Ok(counted) => counted,
+        Err(detail) => return refuse_connection(&ctx, stream, detail).await,
     };
     let _ = stream.set_nodelay(true);
     // A write that finds the client taking nothing fails after this long (see relay.rs).
