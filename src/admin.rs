@@ -7,8 +7,8 @@
 //! slow local client cannot hold up `/healthz`, `/readyz` or `keyway reload`.
 
 use crate::metrics::render::{render, Gauges};
-use crate::reload::SnapshotStatus;
 use crate::shard::Shared;
+use crate::snapshot_status::SnapshotStatus;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};

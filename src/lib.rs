@@ -14,19 +14,20 @@
 //!   nothing on the per-request path takes a lock or an atomic read-modify-write.
 //! - [`serve`] and [`admin`] are the control side: listeners, signals, health and metrics.
 
+pub use keyway_core::{
+    audit as audit_record, clock as calendar, config, error, http, keys, keytable, policy,
+    ratelimit,
+};
+
 pub mod admin;
 pub mod audit;
 pub mod cli;
-pub mod config;
-pub mod error;
-pub mod http;
-pub mod keys;
+pub mod clock;
 pub mod metrics;
 pub mod pipeline;
-pub mod policy;
-pub mod ratelimit;
-pub mod reload;
+pub mod runfiles;
 pub mod serve;
 pub mod shard;
+pub mod snapshot_status;
 pub mod store;
 pub mod upstream;

@@ -5,8 +5,10 @@
 use crate::admin::{self, AdminState};
 use crate::audit;
 use crate::config::Config;
-use crate::reload::{self, KeyTable, RuntimeFiles, SnapshotStatus};
+use crate::keytable::{self, KeyTable};
+use crate::runfiles::RuntimeFiles;
 use crate::shard::{self, Control, ShardEvent, Shared};
+use crate::snapshot_status::SnapshotStatus;
 use crossbeam_channel::{Receiver, Sender};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -97,7 +99,7 @@ pub fn serve(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), ServeE
     // The key table is loaded before the shards start, off the data plane.
     let mut status = SnapshotStatus::new(&snapshot_path);
     let initial = if snapshot_path.exists() {
-        let keys = status.record(reload::load(&snapshot_path, &shared.config));
+        let keys = status.record(keytable::load(&snapshot_path, &shared.config));
         match &keys {
             Some(t) => status.serving(&t.snapshot),
             None => tracing::error!(
@@ -233,7 +235,7 @@ fn control_loop(
         crossbeam_channel::select! {
             recv(signals) -> sig => match sig {
                 Ok(SIGHUP) => {
-                    let result = reload::load(snapshot_path, &state.shared.config);
+                    let result = keytable::load(snapshot_path, &state.shared.config);
                     let mut status = lock(&state.snapshot);
                     match status.record(result) {
                         Some(snap) => {

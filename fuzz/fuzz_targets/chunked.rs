@@ -2,7 +2,7 @@
 //! its input, and decodes the same body however the input is split.
 #![no_main]
 
-use keyway::http::ChunkedDecoder;
+use keyway_core::http::ChunkedDecoder;
 use libfuzzer_sys::fuzz_target;
 
 fn decode(data: &[u8], step: usize) -> Result<(Vec<u8>, bool), ()> {

@@ -7,8 +7,8 @@
 //! The first byte is the piece size the input arrives in (0 = all at once).
 #![no_main]
 
-use keyway::http::chunked::{ChunkedDecoder, ChunkedError, LAST_CHUNK};
-use keyway::http::write::push_chunk;
+use keyway_core::http::chunked::{ChunkedDecoder, ChunkedError, LAST_CHUNK};
+use keyway_core::http::write::push_chunk;
 use libfuzzer_sys::fuzz_target;
 
 struct Relayed {

@@ -2,7 +2,7 @@
 //! (spans inside the head, framing decided, no bare LF inside the head).
 #![no_main]
 
-use keyway::http::{HeadLimits, KnownHeaders, RequestHead};
+use keyway_core::http::{HeadLimits, KnownHeaders, RequestHead};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -7,9 +7,9 @@
 //! limit instead of 16 KiB; the others pick a split point for the prefix check.
 #![no_main]
 
-use keyway::http::response::ResponseHead;
-use keyway::http::write::{reason_phrase, HeadWriter};
-use keyway::http::Span;
+use keyway_core::http::response::ResponseHead;
+use keyway_core::http::write::{reason_phrase, HeadWriter};
+use keyway_core::http::Span;
 use libfuzzer_sys::fuzz_target;
 
 fn within(s: Span, head_len: usize) {

@@ -5,8 +5,8 @@
 
 #![no_main]
 
-use keyway::keys::snapshot::reseal;
-use keyway::keys::{authenticate, Snapshot};
+use keyway_core::keys::snapshot::reseal;
+use keyway_core::keys::{authenticate, Snapshot};
 use libfuzzer_sys::fuzz_target;
 
 fn exercise(snap: &Snapshot) {

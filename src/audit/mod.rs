@@ -7,9 +7,9 @@
 //! never waits for the disk, and a loss is never silent. SIGUSR1 makes the writer reopen the
 //! file (for logrotate).
 
-mod record;
+pub use keyway_core::audit as record;
 
-pub use record::{write_line, Record};
+pub use keyway_core::audit::{write_line, Record};
 
 use std::cell::{Cell, RefCell};
 use std::fs::{File, OpenOptions};

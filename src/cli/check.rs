@@ -3,9 +3,9 @@
 //! It reads the configuration (routes, upstreams) and the snapshot the gateway serves, not the
 //! store: what it says is what the running gateway would do once that snapshot is loaded.
 
+use crate::clock::unix_now;
 use crate::config::Config;
 use crate::policy::{explain, PolicyIndex};
-use crate::reload::unix_now;
 use crate::shard::Shared;
 use std::net::IpAddr;
 

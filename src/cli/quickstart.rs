@@ -130,7 +130,7 @@ fn demo_keys(state_dir: &std::path::Path) -> Result<DemoKeys, String> {
             name: name.into(),
             plan: plan.into(),
             enabled: true,
-            created_at: crate::reload::unix_now(),
+            created_at: crate::clock::unix_now(),
             ..Default::default()
         };
         store.create_key(&key).map_err(|e| err(&e))?;
@@ -142,7 +142,7 @@ fn demo_keys(state_dir: &std::path::Path) -> Result<DemoKeys, String> {
     store.revoke_key(&revoked_id).map_err(|e| err(&e))?;
     let (plans, keys) = store.load_all().map_err(|e| err(&e))?;
     let generation = store.next_generation().map_err(|e| err(&e))?;
-    let bytes = snapshot::build(generation, crate::reload::unix_now(), &plans, &keys)
+    let bytes = snapshot::build(generation, crate::clock::unix_now(), &plans, &keys)
         .map_err(|e| err(&e))?;
     snapshot::write_atomic(&state_dir.join("keys.snap"), &bytes).map_err(|e| err(&e))?;
     Ok(DemoKeys { free, pro, revoked })

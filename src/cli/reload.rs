@@ -2,7 +2,8 @@
 //! its key table, and wait until every shard serves it or the file was refused.
 
 use crate::config::Config;
-use crate::reload::{RuntimeFiles, SnapshotStatus};
+use crate::runfiles::RuntimeFiles;
+use crate::snapshot_status::SnapshotStatus;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};

@@ -20,6 +20,7 @@ mod request_id;
 
 pub use request_id::RequestId;
 
+use crate::clock::unix_ms;
 use crate::error::Problem;
 use crate::http::headers::HeaderKind;
 use crate::http::problem::{write_problem, ProblemExtras};
@@ -29,7 +30,6 @@ use crate::metrics::Outcome;
 use crate::policy::path::{judge_target, PARAMS_REFUSED};
 use crate::policy::{client_ip_lines, decide, Denial};
 use crate::ratelimit::{key_handle, write_headers, Admission, CreditSpec};
-use crate::reload::unix_ms;
 use crate::shard::ShardCtx;
 use account::Note;
 use admit::{count_forwarded_client, refuse_connection, TOO_MANY_FROM_IP};

@@ -7,11 +7,11 @@ use crate::config::Config;
 use crate::config::RateLimitHeaders;
 use crate::http::date::{imf_fixdate, IMF_FIXDATE_LEN};
 use crate::http::{HeadLimits, KnownHeaders};
+use crate::keytable::KeyTable;
 use crate::metrics::{Published, ShardMetrics};
 use crate::pipeline::client::Spares;
 use crate::policy::{RoutePolicy, RouteTable, UpstreamMap};
 use crate::ratelimit::{HeaderMode, Limiter, LimiterConfig};
-use crate::reload::KeyTable;
 use crate::upstream::Pool;
 use crossbeam_channel::Sender;
 use std::cell::{Cell, RefCell};
@@ -229,7 +229,7 @@ impl ShardCtx {
                 sync_interval_ms: c.ratelimit.sync_interval.as_millis() as u64,
             },
         );
-        let now = crate::reload::unix_now();
+        let now = crate::clock::unix_now();
         let ratelimit_headers = match c.ratelimit.headers {
             RateLimitHeaders::Ietf => HeaderMode::Ietf,
             RateLimitHeaders::Legacy => HeaderMode::Legacy,

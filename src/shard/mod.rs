@@ -9,10 +9,10 @@ pub mod uring;
 
 pub use context::{RequestIds, ShardCtx, Shared};
 
+use crate::clock::unix_ms;
+use crate::keytable::KeyTable;
 use crate::pipeline::serve_connection;
 use crate::ratelimit::Delta;
-use crate::reload::unix_ms;
-use crate::reload::KeyTable;
 use crossbeam_channel::{Receiver, Sender};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpListener;
@@ -171,7 +171,7 @@ async fn run(shared: Arc<Shared>, start: ShardStart) {
         let woken = control_nap
             .sleep(if busy { CONTROL_POLL } else { IDLE_POLL })
             .await;
-        ctx.now_unix.set(crate::reload::unix_now());
+        ctx.now_unix.set(crate::clock::unix_now());
         busy = woken || has_clients(&ctx);
         for msg in control.try_iter() {
             busy = true;
@@ -295,7 +295,7 @@ async fn accept_loop(ctx: Rc<ShardCtx>, listener: TcpListener, wake: [Wake; 2]) 
             Ok(stream) => {
                 if wake.iter().any(|w| w.napping.get()) {
                     // The clock was last read up to IDLE_POLL ago: this request needs it now.
-                    ctx.now_unix.set(crate::reload::unix_now());
+                    ctx.now_unix.set(crate::clock::unix_now());
                     wake.iter().for_each(Wake::wake);
                 }
                 glommio::spawn_local(serve_connection(ctx.clone(), stream)).detach();

@@ -15,7 +15,8 @@ pub const MONTH: usize = Window::Month as usize;
 pub const SUB: i64 = 20;
 /// Ring length: `SUB` full buckets + the current one.
 pub const RING: usize = SUB as usize + 1;
-pub const DAY_MS: i64 = 86_400_000;
+pub use crate::clock::DAY_MS;
+
 /// `bucket_ms` of the second, minute and hour windows, as constants for the hot path.
 pub const SEC_BUCKET_MS: i64 = 1_000 / SUB;
 pub const MIN_BUCKET_MS: i64 = 60_000 / SUB;
@@ -207,37 +208,7 @@ impl Cal {
     }
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// (year, month 1..=12, day 1..=31) of a day number since 1970-01-01.
-pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
-}
+pub use crate::clock::{civil_from_days, days_from_civil};
 
 /// UTC day number of a time.
 pub fn day_id(now_ms: i64) -> i64 {

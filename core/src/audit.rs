@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::net::IpAddr;
 
-use crate::ratelimit::window::civil_from_days;
+use crate::clock::civil_from_days;
 
 /// What one finished request leaves in the audit log (DESIGN §7). Byte fields are written as
 /// JSON strings; an empty one is written as `null` (no key, no route, no upstream). Never a

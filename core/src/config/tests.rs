@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::*;
 
-const EXAMPLE: &str = include_str!("../../config/keyway.toml");
+const EXAMPLE: &str = include_str!("../../../config/keyway.toml");
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse(text, "keyway.toml", Path::new("/etc/keyway"))

@@ -518,8 +518,8 @@ fn is_tchar(b: u8) -> bool {
 
 /// Malformed scopes, one per rule of the grammar: the compiler's tests and the CLI's
 /// validation tests refuse the same list.
-#[cfg(test)]
-pub(crate) const BAD_SCOPE_EXAMPLES: [&str; 11] = [
+#[doc(hidden)]
+pub const BAD_SCOPE_EXAMPLES: [&str; 11] = [
     "GET",
     "GET v1",
     "get /v1",
