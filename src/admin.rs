@@ -6,8 +6,8 @@
 //! served concurrently (bounded), each with a total deadline for its request head, so one
 //! slow local client cannot hold up `/healthz`, `/readyz` or `keyway reload`.
 
+use crate::context::Shared;
 use crate::metrics::render::{render, Gauges};
-use crate::shard::Shared;
 use crate::snapshot_status::SnapshotStatus;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

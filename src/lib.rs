@@ -21,8 +21,10 @@ pub use keyway_core::{
 
 pub mod admin;
 pub mod audit;
+pub mod buffers;
 pub mod cli;
 pub mod clock;
+pub mod context;
 pub mod metrics;
 pub mod pipeline;
 pub mod runfiles;

@@ -5,9 +5,10 @@
 use crate::admin::{self, AdminState};
 use crate::audit;
 use crate::config::Config;
+use crate::context::Shared;
 use crate::keytable::{self, KeyTable};
 use crate::runfiles::RuntimeFiles;
-use crate::shard::{self, Control, ShardEvent, Shared};
+use crate::shard::{self, Control, ShardEvent};
 use crate::snapshot_status::SnapshotStatus;
 use crossbeam_channel::{Receiver, Sender};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};

@@ -5,8 +5,8 @@
 
 use crate::clock::unix_now;
 use crate::config::Config;
-use crate::policy::{explain, PolicyIndex};
-use crate::shard::Shared;
+use crate::keytable::{self, KeyTable};
+use crate::policy::{explain, CompiledRoutes};
 use std::net::IpAddr;
 
 #[derive(clap::Args, Debug)]
@@ -29,9 +29,7 @@ pub struct CheckArgs {
 /// The explanation, one step a line; `Err` when the question cannot be answered.
 pub fn run(args: &CheckArgs, config: Config) -> Result<Vec<String>, String> {
     let path = &config.keys.snapshot;
-    let snapshot = crate::keys::Snapshot::load(path).map_err(|e| e.to_string())?;
-    let policy = PolicyIndex::build(&snapshot, |name| config.upstream_index(name))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let KeyTable { snapshot, policy } = keytable::load(path, &config)?;
     let key = snapshot
         .keys()
         .find(|k| k.id() == args.id)
@@ -61,7 +59,7 @@ pub fn run(args: &CheckArgs, config: Config) -> Result<Vec<String>, String> {
         "valid now".to_string()
     };
     lines.push(format!("validity: {validity}"));
-    let shared = Shared::new(config, 1);
+    let routes = CompiledRoutes::compile(&config);
     let request_path = args
         .path
         .split_once('?')
@@ -87,13 +85,13 @@ pub fn run(args: &CheckArgs, config: Config) -> Result<Vec<String>, String> {
         Ok(_) => request_path.to_string(),
     };
     let request_path = judged_path.as_str();
-    let Some(route) = shared.routes.find(None, request_path.as_bytes()) else {
+    let Some(route) = routes.table.find(None, request_path.as_bytes()) else {
         lines.push(format!(
             "route: none matches {request_path}: refused with 404 no_route"
         ));
         return Ok(lines);
     };
-    let route_cfg = &shared.config.routes[route];
+    let route_cfg = &config.routes[route];
     if verdict.is_ok_and(|j| j.params) && !route_cfg.allow_path_params {
         lines.push(format!(
             "path: refused with 400 bad_request: {}",
@@ -113,16 +111,11 @@ pub fn run(args: &CheckArgs, config: Config) -> Result<Vec<String>, String> {
     if route_cfg.public {
         return Ok(lines);
     }
-    let names: Vec<&str> = shared
-        .config
-        .upstreams
-        .iter()
-        .map(|u| u.name.as_str())
-        .collect();
+    let names: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
     lines.extend(
         explain(
             &policy.for_key(key),
-            &shared.route_policies[route],
+            &routes.policies[route],
             &args.method,
             request_path,
             args.ip,

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 
 use super::Finished;
 use crate::audit::Record;
+use crate::context::ShardCtx;
 use crate::metrics::Outcome;
-use crate::shard::ShardCtx;
 
 /// One request's audit facts. Buffers are reused from request to request.
 #[derive(Default)]

@@ -2,14 +2,14 @@
 //! at a minimum pace, then sent re-framed (Content-Length as is, chunked decoded strictly and
 //! re-chunked).
 
-use super::client::{Pace, ReadBuf};
 use super::forward::{aborted, finish_refusal, ReqInfo};
 use super::{Conn, Finished, RequestId};
+use crate::buffers::{Pace, ReadBuf};
+use crate::context::ShardCtx;
 use crate::error::Problem;
 use crate::http::chunked::{ChunkedDecoder, LAST_CHUNK};
 use crate::http::write::push_chunk;
 use crate::http::Framing;
-use crate::shard::ShardCtx;
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use std::io;

@@ -3,17 +3,17 @@
 //! exchange ended cleanly.
 
 use super::body::{buffer_body, refuse_body, send_request, SendError};
-use super::client::{Pace, ReadBuf};
 use super::heads::{
     client_framing, write_request_head, write_response_head, ClientFraming, Forwarding, ToClient,
 };
 use super::relay::{relay_body, RelayError, Upstream};
 use super::{Conn, Finished, RequestId};
+use crate::buffers::{Pace, ReadBuf};
+use crate::context::ShardCtx;
 use crate::error::Problem;
 use crate::http::response::ResponseHead;
 use crate::http::{Framing, Method, Version};
 use crate::metrics::{Outcome, UpstreamErrorKind};
-use crate::shard::ShardCtx;
 use crate::upstream::{Lease, PoolError};
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
@@ -461,5 +461,5 @@ async fn read_response_head(
 }
 
 fn up_head_limit() -> usize {
-    super::UPSTREAM_BUF - 1
+    crate::buffers::UPSTREAM_BUF - 1
 }

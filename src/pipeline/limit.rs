@@ -5,9 +5,9 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use crate::clock::unix_ms;
+use crate::context::ShardCtx;
 use crate::keys::{KeyView, LimitSpec, Window};
 use crate::ratelimit::{Admission, CreditSpec, KeyHandle};
-use crate::shard::ShardCtx;
 
 /// Requests one shard lets wait at the margin at once; past it, they are answered at once.
 pub const MAX_WAITING: usize = 256;

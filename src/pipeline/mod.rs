@@ -9,7 +9,6 @@ mod account;
 mod admit;
 mod auth;
 mod body;
-pub mod client;
 mod forward;
 mod head;
 pub mod heads;
@@ -20,7 +19,9 @@ mod request_id;
 
 pub use request_id::RequestId;
 
+use crate::buffers::{ConnBufs, ReadBuf};
 use crate::clock::unix_ms;
+use crate::context::ShardCtx;
 use crate::error::Problem;
 use crate::http::headers::HeaderKind;
 use crate::http::problem::{write_problem, ProblemExtras};
@@ -30,10 +31,8 @@ use crate::metrics::Outcome;
 use crate::policy::path::{judge_target, PARAMS_REFUSED};
 use crate::policy::{client_ip_lines, decide, Denial};
 use crate::ratelimit::{key_handle, write_headers, Admission, CreditSpec};
-use crate::shard::ShardCtx;
 use account::Note;
 use admit::{count_forwarded_client, refuse_connection, TOO_MANY_FROM_IP};
-use client::{ConnBufs, ReadBuf};
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use head::{read_head, HeadRead};
@@ -41,9 +40,6 @@ use keyinfo::{lifecycle_headers, write_key_context, SUNSET_WARNING_S};
 use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Instant;
-
-/// Upstream read buffer size (response heads must fit; bodies pass through in pieces).
-pub const UPSTREAM_BUF: usize = 64 * 1024;
 
 /// A client connection and the buffers its requests reuse. Between requests the buffers go
 /// back to the shard ([`Conn::park`]): an idle connection holds only this struct.

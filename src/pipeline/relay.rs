@@ -10,8 +10,8 @@
 //! held against the client: a model streaming one event a minute is waited for as long as the
 //! upstream timeout allows.
 
-use super::client::ReadBuf;
 use super::heads::ClientFraming;
+use crate::buffers::ReadBuf;
 use crate::http::chunked::{ChunkedDecoder, LAST_CHUNK};
 use crate::http::response::ResponseFraming;
 use crate::http::write::push_chunk;

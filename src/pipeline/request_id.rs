@@ -1,7 +1,7 @@
 //! The request id: the client's `x-request-id` if it sent a sane one, else a fresh one from the
 //! shard's generator. One per request: the answer, the upstream and the audit record carry it.
 
-use crate::shard::ShardCtx;
+use crate::context::ShardCtx;
 
 /// A request id: the client's if it sent a sane one, else ours.
 #[derive(Clone, Copy)]

@@ -4,10 +4,9 @@
 //! Those timers tick every 10 ms while the shard has a client connection open and every
 //! [`IDLE_POLL`] while it has none; an accepted connection wakes them at once.
 
-pub mod context;
 pub mod uring;
 
-pub use context::{RequestIds, ShardCtx, Shared};
+pub use crate::context::{RequestIds, ShardCtx, Shared};
 
 use crate::clock::unix_ms;
 use crate::keytable::KeyTable;

@@ -18,5 +18,5 @@ pub use decision::{
 };
 pub use index::{PolicyError, PolicyIndex};
 pub use ip::{client_ip, client_ip_lines, IpAllowlist, IpError};
-pub use route::{RouteId, RouteTable};
+pub use route::{CompiledRoutes, RouteId, RouteTable};
 pub use scope::{ScopeError, ScopeSet};

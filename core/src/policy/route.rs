@@ -85,6 +85,41 @@ fn strip_port(host: &[u8]) -> &[u8] {
     }
 }
 
+/// A configuration's routes compiled for the request path: the table that finds a route and,
+/// per `[[routes]]` index, its policy (body limits, upstream, by_tenant/by_plan). The gateway
+/// and `keyway keys check` build the same thing, so the explanation is the decision.
+pub struct CompiledRoutes {
+    pub table: RouteTable,
+    pub policies: Vec<crate::policy::RoutePolicy>,
+}
+
+impl CompiledRoutes {
+    pub fn compile(config: &crate::config::Config) -> CompiledRoutes {
+        use crate::policy::{RoutePolicy, UpstreamMap};
+        let table = RouteTable::new(
+            config
+                .routes
+                .iter()
+                .map(|r| (r.path_prefix.as_str(), r.host.as_deref(), r.prefix_match)),
+        );
+        let index = |name: &str| config.upstream_index(name).unwrap_or(0);
+        let policies = config
+            .routes
+            .iter()
+            .map(|r| RoutePolicy {
+                max_body: r.max_body_bytes,
+                global_max_body: config.limits.max_body_bytes,
+                upstream: index(&r.upstream),
+                by_tenant: UpstreamMap::new(
+                    r.by_tenant.iter().map(|(t, u)| (t.as_str(), index(u))),
+                ),
+                by_plan: UpstreamMap::new(r.by_plan.iter().map(|(p, u)| (p.as_str(), index(u)))),
+            })
+            .collect();
+        CompiledRoutes { table, policies }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

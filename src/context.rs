@@ -2,6 +2,7 @@
 //! [`ShardCtx`] (pools, counters, flags), which only its thread ever touches.
 
 use crate::audit::{Batch, ShardAudit};
+use crate::buffers::Spares;
 use crate::config::Cidr;
 use crate::config::Config;
 use crate::config::RateLimitHeaders;
@@ -9,8 +10,7 @@ use crate::http::date::{imf_fixdate, IMF_FIXDATE_LEN};
 use crate::http::{HeadLimits, KnownHeaders};
 use crate::keytable::KeyTable;
 use crate::metrics::{Published, ShardMetrics};
-use crate::pipeline::client::Spares;
-use crate::policy::{RoutePolicy, RouteTable, UpstreamMap};
+use crate::policy::{CompiledRoutes, RoutePolicy, RouteTable};
 use crate::ratelimit::{HeaderMode, Limiter, LimiterConfig};
 use crate::upstream::Pool;
 use crossbeam_channel::Sender;
@@ -43,12 +43,10 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: Config, shards: usize) -> Shared {
-        let routes = RouteTable::new(
-            config
-                .routes
-                .iter()
-                .map(|r| (r.path_prefix.as_str(), r.host.as_deref(), r.prefix_match)),
-        );
+        let CompiledRoutes {
+            table: routes,
+            policies: route_policies,
+        } = CompiledRoutes::compile(&config);
         let known = KnownHeaders {
             api_key: config.keys.header.as_bytes().into(),
             identity: [
@@ -69,20 +67,6 @@ impl Shared {
         };
         let client_buf = head_limits.max_head_bytes.max(head_limits.max_request_line) + 16 * 1024;
         let has_keyed_routes = config.routes.iter().any(|r| !r.public);
-        let index = |name: &str| config.upstream_index(name).unwrap_or(0);
-        let route_policies = config
-            .routes
-            .iter()
-            .map(|r| RoutePolicy {
-                max_body: r.max_body_bytes,
-                global_max_body: config.limits.max_body_bytes,
-                upstream: index(&r.upstream),
-                by_tenant: UpstreamMap::new(
-                    r.by_tenant.iter().map(|(t, u)| (t.as_str(), index(u))),
-                ),
-                by_plan: UpstreamMap::new(r.by_plan.iter().map(|(p, u)| (p.as_str(), index(u)))),
-            })
-            .collect();
         let trusted_proxies = config.server.trusted_proxy_nets();
         Shared {
             routes,
@@ -252,11 +236,7 @@ impl ShardCtx {
             limit_waiting: Cell::new(0),
             audit: audit.map(ShardAudit::new),
             rates_final: Cell::new(false),
-            spares: Spares::new(
-                shared.client_buf,
-                crate::pipeline::UPSTREAM_BUF,
-                SPARES_KEPT,
-            ),
+            spares: Spares::new(shared.client_buf, crate::buffers::UPSTREAM_BUF, SPARES_KEPT),
             conns_per_ip: RefCell::default(),
             max_conns_per_ip: c
                 .limits

@@ -15,6 +15,9 @@ use std::cell::RefCell;
 use std::io;
 use std::time::{Duration, Instant};
 
+/// Upstream read buffer size (response heads must fit; bodies pass through in pieces).
+pub const UPSTREAM_BUF: usize = 64 * 1024;
+
 pub struct ReadBuf {
     buf: Box<[u8]>,
     start: usize,
