@@ -129,6 +129,7 @@ pub struct ConnBufs {
     pub answer_lines: Vec<u8>,
     pub identity_lines: Vec<u8>,
     pub target: Vec<u8>,
+    pub judged: Vec<u8>,
 }
 
 /// One shard's spare [`ConnBufs`]: connections between requests put theirs here and the next
@@ -165,6 +166,7 @@ impl Spares {
             answer_lines: Vec::new(),
             identity_lines: Vec::new(),
             target: Vec::new(),
+            judged: Vec::new(),
         })
     }
 
@@ -192,6 +194,7 @@ impl Spares {
             bufs.answer_lines.clear();
             bufs.identity_lines.clear();
             bufs.target.clear();
+            bufs.judged.clear();
             free.push(bufs);
         }
     }

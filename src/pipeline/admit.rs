@@ -1,7 +1,9 @@
 //! Connection caps: per shard and per client address (a trusted proxy's connections count for
 //! the client they forward), with one 503 answer for a connection over a cap.
 
-use super::{Conn, ShardCtx, SmallLines};
+use super::steps::SmallLines;
+use super::Conn;
+use crate::context::ShardCtx;
 use crate::error::Problem;
 use crate::http::headers::HeaderKind;
 use crate::http::problem::{write_problem, ProblemExtras};

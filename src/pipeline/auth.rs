@@ -4,7 +4,7 @@
 use crate::error::Problem;
 use crate::http::headers::trim;
 use crate::http::RequestHead;
-use crate::keys::{authenticate, looks_like_ours, AuthError, Authenticated, Snapshot};
+use crate::keys::{authenticate, looks_like_ours, Authenticated, Snapshot};
 
 /// Where the key came from, so the forwarding step strips exactly that.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,8 +17,7 @@ pub struct Presented<'b> {
     pub via_query: bool,
 }
 
-/// A refusal with its one-line detail.
-pub type Refusal = (Problem, &'static str);
+use super::request::Refusal;
 
 /// Finds the key in the request: the configured key header, else `Authorization: Bearer`
 /// (when enabled). Two key headers, or both sources with different keys: 400.
@@ -28,7 +27,7 @@ pub fn extract<'b>(
     bearer: bool,
 ) -> Result<Option<Presented<'b>>, Refusal> {
     if head.duplicate_key_headers {
-        return Err((
+        return Err(Refusal::new(
             Problem::ConflictingKeys,
             "more than one API-key or Authorization header; send the key once",
         ));
@@ -60,7 +59,7 @@ pub fn extract<'b>(
             via_authorization: true,
             via_query: false,
         })),
-        (Some(_), Some(_)) => Err((
+        (Some(_), Some(_)) => Err(Refusal::new(
             Problem::ConflictingKeys,
             "the API-key header and the Bearer token differ; send one key",
         )),
@@ -74,15 +73,17 @@ pub fn with_query_key<'b>(
     target: &'b [u8],
     param: &[u8],
 ) -> Result<Option<Presented<'b>>, Refusal> {
-    let conflict = (
-        Problem::ConflictingKeys,
-        "the key was sent more than once with different values; send one key",
-    );
+    let conflict = || {
+        Refusal::new(
+            Problem::ConflictingKeys,
+            "the key was sent more than once with different values; send one key",
+        )
+    };
     let mut found: Option<&[u8]> = None;
     for (name, value) in query_pairs(target) {
         if name == param {
             if found.is_some() {
-                return Err(conflict);
+                return Err(conflict());
             }
             found = Some(value);
         }
@@ -98,7 +99,7 @@ pub fn with_query_key<'b>(
             via_query: true,
             ..p
         })),
-        (Some(_), Some(_)) => Err(conflict),
+        (Some(_), Some(_)) => Err(conflict()),
     }
 }
 
@@ -160,21 +161,7 @@ pub fn check<'s>(
     presented: &[u8],
     now_unix: i64,
 ) -> Result<Authenticated<'s>, Refusal> {
-    authenticate(snapshot, presented, now_unix).map_err(|e| match e {
-        AuthError::Malformed(_) => (
-            Problem::MalformedKey,
-            "the API key is not of a valid format; check that it was copied whole",
-        ),
-        AuthError::Unknown => (Problem::InvalidKey, "the API key is not known"),
-        AuthError::Revoked => (
-            Problem::KeyRevoked,
-            "the API key was revoked or rotated; use its current secret",
-        ),
-        AuthError::Expired => (
-            Problem::KeyExpired,
-            "the API key is outside its validity window",
-        ),
-    })
+    authenticate(snapshot, presented, now_unix).map_err(|e| Refusal::new(e.problem(), e.detail()))
 }
 
 #[cfg(test)]
@@ -190,7 +177,7 @@ mod tests {
         );
         extract(&head, raw, true)
             .map(|p| p.map(|p| (p.key.to_vec(), p.via_authorization)))
-            .map_err(|(p, _)| p)
+            .map_err(|r| r.problem)
     }
 
     #[test]

@@ -2,10 +2,10 @@
 //! at a minimum pace, then sent re-framed (Content-Length as is, chunked decoded strictly and
 //! re-chunked).
 
-use super::forward::{aborted, finish_refusal, ReqInfo};
-use super::{Conn, Finished, RequestId};
+use super::forward::ReqInfo;
+use super::request::{Refusal, Stop};
+use super::Conn;
 use crate::buffers::{Pace, ReadBuf};
-use crate::context::ShardCtx;
 use crate::error::Problem;
 use crate::http::chunked::{ChunkedDecoder, LAST_CHUNK};
 use crate::http::write::push_chunk;
@@ -174,37 +174,31 @@ impl BodyScan {
     }
 }
 
-/// The answer to a request whose body could not be read through: the connection closes.
-pub(super) async fn refuse_body(
-    ctx: &ShardCtx,
-    conn: &mut Conn,
-    e: SendError,
-    route: usize,
-    req: ReqInfo,
-    rid: &RequestId,
-) -> Finished {
-    let (problem, detail) = match e {
-        SendError::ClientGone => return aborted(route),
-        SendError::ClientTimeout => (Problem::RequestTimeout, "request body not received in time"),
-        SendError::ClientTooSlow => (
-            Problem::RequestTimeout,
-            "request body arrived slower than the gateway's minimum rate; send it faster",
-        ),
-        SendError::TooLarge => (
-            Problem::BodyTooLarge,
-            "request body exceeds the body size limit",
-        ),
-        SendError::BadChunk(detail) => (Problem::BadRequest, detail),
-        SendError::Upstream => (
-            Problem::UpstreamUnavailable,
-            "the upstream connection failed while sending the request",
-        ),
-    };
-    let req = ReqInfo {
-        keep_alive: false,
-        ..req
-    };
-    finish_refusal(ctx, conn, problem, detail, route, req, rid).await
+impl From<SendError> for Stop {
+    /// What the client hears when its request body could not be read through or sent (the
+    /// connection then closes: `Request::body_unread` is still set).
+    fn from(e: SendError) -> Stop {
+        let (problem, detail) = match e {
+            SendError::ClientGone => return Stop::Abort,
+            SendError::ClientTimeout => {
+                (Problem::RequestTimeout, "request body not received in time")
+            }
+            SendError::ClientTooSlow => (
+                Problem::RequestTimeout,
+                "request body arrived slower than the gateway's minimum rate; send it faster",
+            ),
+            SendError::TooLarge => (
+                Problem::BodyTooLarge,
+                "request body exceeds the body size limit",
+            ),
+            SendError::BadChunk(detail) => (Problem::BadRequest, detail),
+            SendError::Upstream => (
+                Problem::UpstreamUnavailable,
+                "the upstream connection failed while sending the request",
+            ),
+        };
+        Stop::Refuse(Refusal::new(problem, detail))
+    }
 }
 
 #[cfg(test)]

@@ -16,9 +16,8 @@ pub struct Forwarding<'a> {
     /// The Authorization header carried the API key (Bearer) and must not be forwarded. (A
     /// Bearer token shaped like a key is never forwarded, whatever this says.)
     pub strip_authorization: bool,
-    /// Identity headers `(name, value)` for the upstream.
-    pub identity: &'a [(&'a [u8], &'a [u8])],
-    /// More identity header lines, complete (`Name: value\r\n`): scopes and metadata.
+    /// Identity header lines for the upstream, complete (`Name: value\r\n`): key id, tenant,
+    /// plan, scopes, metadata.
     pub identity_lines: &'a [u8],
     /// Replaces the client's target when not empty (a key taken from the query).
     pub target: &'a [u8],
@@ -104,9 +103,6 @@ pub fn write_request_head(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], fwd
         w.out.extend_from_slice(b";proto=http\r\n");
     }
     w.header(b"x-request-id", fwd.request_id);
-    for (name, value) in fwd.identity {
-        w.header(name, value);
-    }
     w.out.extend_from_slice(fwd.identity_lines);
     w.end();
 }
@@ -263,8 +259,7 @@ mod tests {
                 client_ip: Some("127.0.0.1".parse().unwrap()),
                 request_id: b"rid",
                 strip_authorization: true,
-                identity: &[(b"x-keyway-tenant", b"acme")],
-                identity_lines: b"",
+                identity_lines: b"x-keyway-tenant: acme\r\n",
                 target: b"",
                 host_fallback: None,
             },
@@ -291,7 +286,6 @@ mod tests {
                 client_ip: Some("::1".parse().unwrap()),
                 request_id: b"r",
                 strip_authorization: false,
-                identity: &[],
                 identity_lines: b"",
                 target: b"",
                 host_fallback: None,
@@ -343,7 +337,6 @@ mod tests {
             client_ip: Some("127.0.0.1".parse().unwrap()),
             request_id: b"r",
             strip_authorization: false,
-            identity: &[],
             identity_lines: b"",
             target: b"",
             host_fallback,

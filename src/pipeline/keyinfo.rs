@@ -9,6 +9,7 @@ use crate::http::{is_tchar, is_valid_value};
 pub const SUNSET_WARNING_S: i64 = 7 * 86_400;
 
 /// Response headers about the key's lifecycle (allocated only when there is one to send).
+#[derive(Default)]
 pub struct Lifecycle {
     pub deprecation: Option<String>,
     pub sunset: Option<String>,

@@ -10,11 +10,17 @@
 //! held against the client: a model streaming one event a minute is waited for as long as the
 //! upstream timeout allows.
 
-use super::heads::ClientFraming;
+use super::forward::Answer;
+use super::heads::{client_framing, write_response_head, ClientFraming, ToClient};
+use super::request::{Refusal, Stop};
+use super::{Conn, Finished};
 use crate::buffers::ReadBuf;
+use crate::context::ShardCtx;
+use crate::error::Problem;
 use crate::http::chunked::{ChunkedDecoder, LAST_CHUNK};
 use crate::http::response::ResponseFraming;
 use crate::http::write::push_chunk;
+use crate::metrics::{Outcome, UpstreamErrorKind};
 use crate::upstream::{Lease, Pool};
 use futures_lite::future::or;
 use futures_lite::AsyncWriteExt;
@@ -28,6 +34,85 @@ pub const SPILL_MAX: usize = 1024 * 1024;
 /// How long a client write may stay blocked before its upstream connection is given to a
 /// request waiting for one.
 pub const CONTENDED_AFTER: Duration = Duration::from_secs(1);
+
+/// Relay: the answer's head, re-serialised for the client (rate-limit and key lifecycle
+/// headers added), then its body as it comes.
+pub(super) async fn relay(
+    ctx: &ShardCtx,
+    conn: &mut Conn,
+    answer: Answer,
+) -> Result<Finished, Stop> {
+    let (info, resp, req) = (answer.info, &conn.resp, &conn.req);
+    let framing = client_framing(resp.framing(), info.version);
+    let keep_alive = info.keep_alive && !ctx.draining.get() && framing != ClientFraming::Close;
+    let lifecycle = [
+        (
+            b"Deprecation".as_slice(),
+            req.lifecycle.deprecation.as_deref(),
+        ),
+        (b"Sunset".as_slice(), req.lifecycle.sunset.as_deref()),
+    ];
+    let mut extra: [(&[u8], &[u8]); 2] = [(&[], &[]); 2];
+    let mut n = 0;
+    for (name, value) in lifecycle {
+        if let Some(value) = value {
+            extra[n] = (name, value.as_bytes());
+            n += 1;
+        }
+    }
+    conn.out.clear();
+    write_response_head(
+        &mut conn.out,
+        resp,
+        conn.up.pending(),
+        &ToClient {
+            framing,
+            keep_alive,
+            version: info.version,
+            extra: &extra[..n],
+            raw_extra: &req.answer_lines,
+            request_id: req.rid.as_bytes(),
+            date: &ctx.date(),
+        },
+    );
+    let (reusable, upstream_framing) = (resp.reusable, resp.framing());
+    conn.up.consume(resp.head_len);
+    let source = Upstream {
+        lease: answer.lease,
+        pool: &ctx.pools[answer.upstream],
+        reusable,
+        timeout: answer.timeout,
+    };
+    let (stream, up, out) = (&mut conn.stream, &mut conn.up, &mut conn.out);
+    match relay_body(source, stream, up, out, upstream_framing, framing).await {
+        Ok(sent) => {
+            conn.req.note.bytes_out = sent;
+            Ok(Finished {
+                outcome: Outcome::Proxied,
+                route: conn.req.route,
+                keep_alive,
+            })
+        }
+        Err(RelayError::UpstreamBeforeAnswer(detail)) => {
+            let kind = UpstreamErrorKind::Protocol;
+            ctx.metrics
+                .borrow_mut()
+                .upstream_error(answer.upstream, kind);
+            // Nothing reached the client yet: it still gets a proper answer.
+            Err(Refusal::new(Problem::UpstreamProtocol, detail).into())
+        }
+        Err(e) => {
+            if matches!(e, RelayError::Upstream) {
+                let kind = UpstreamErrorKind::Reset;
+                ctx.metrics
+                    .borrow_mut()
+                    .upstream_error(answer.upstream, kind);
+            }
+            // The response is cut short: closing is the only honest signal left.
+            Err(Stop::Abort)
+        }
+    }
+}
 
 /// Which side failed while relaying.
 pub(super) enum RelayError {

@@ -19,6 +19,7 @@
 
 use super::format::{check_format, digest, looks_like_ours, FormatError};
 use super::snapshot::{KeyView, Snapshot};
+use crate::error::Problem;
 
 /// A key that may be used now. `grace_until` is `Some` when the presented secret is a
 /// rotated-out one (answer with `Deprecation` and `Sunset` headers).
@@ -42,13 +43,30 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// The `code` of the problem+json answer (all are 401).
-    pub fn code(&self) -> &'static str {
+    /// The problem the client gets (all are 401).
+    pub fn problem(&self) -> Problem {
         match self {
-            AuthError::Malformed(_) => "malformed_key",
-            AuthError::Unknown => "invalid_key",
-            AuthError::Revoked => "key_revoked",
-            AuthError::Expired => "key_expired",
+            AuthError::Malformed(_) => Problem::MalformedKey,
+            AuthError::Unknown => Problem::InvalidKey,
+            AuthError::Revoked => Problem::KeyRevoked,
+            AuthError::Expired => Problem::KeyExpired,
+        }
+    }
+
+    /// The `code` of the problem+json answer.
+    pub fn code(&self) -> &'static str {
+        self.problem().code()
+    }
+
+    /// The client-facing detail: what to do, never any part of the key.
+    pub fn detail(&self) -> &'static str {
+        match self {
+            AuthError::Malformed(_) => {
+                "the API key is not of a valid format; check that it was copied whole"
+            }
+            AuthError::Unknown => "the API key is not known",
+            AuthError::Revoked => "the API key was revoked or rotated; use its current secret",
+            AuthError::Expired => "the API key is outside its validity window",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! allowlist, then scopes, then declared body size, then the upstream. Pure and
 //! allocation-free; [`explain`] is the same decision in words, for `keyway keys check`.
 
+use crate::error::Problem;
 use std::net::IpAddr;
 
 use super::ip::IpAllowlist;
@@ -165,20 +166,22 @@ pub enum Denial {
 }
 
 impl Denial {
-    pub fn status(&self) -> u16 {
+    /// The problem the client gets.
+    pub fn problem(&self) -> Problem {
         match self {
-            Denial::InsufficientScope | Denial::IpNotAllowed => 403,
-            Denial::BodyTooLarge { .. } => 413,
+            Denial::InsufficientScope => Problem::InsufficientScope,
+            Denial::IpNotAllowed => Problem::IpNotAllowed,
+            Denial::BodyTooLarge { .. } => Problem::BodyTooLarge,
         }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.problem().status()
     }
 
     /// The problem code sent to the client.
     pub fn code(&self) -> &'static str {
-        match self {
-            Denial::InsufficientScope => "insufficient_scope",
-            Denial::IpNotAllowed => "ip_not_allowed",
-            Denial::BodyTooLarge { .. } => "body_too_large",
-        }
+        self.problem().code()
     }
 }
 
