@@ -9,8 +9,8 @@
 //! array (see `read_head`) and takes a [`ConnBufs`] from the shard's [`Spares`] when bytes
 //! arrive, so 10 000 idle keep-alive connections cost kilobytes each, not 100 KiB.
 
+use crate::stream::Stream;
 use futures_lite::AsyncReadExt;
-use glommio::net::TcpStream;
 use std::cell::RefCell;
 use std::io;
 use std::time::{Duration, Instant};
@@ -98,7 +98,11 @@ impl ReadBuf {
 
     /// Reads more bytes from `stream`, waiting at most `timeout` (a `TimedOut` error after).
     /// `Ok(0)` is end of stream.
-    pub async fn fill(&mut self, stream: &mut TcpStream, timeout: Duration) -> io::Result<usize> {
+    pub async fn fill<S: Stream>(
+        &mut self,
+        stream: &mut S,
+        timeout: Duration,
+    ) -> io::Result<usize> {
         if self.end == self.buf.len() {
             self.compact();
             if self.end == self.buf.len() {
@@ -108,9 +112,7 @@ impl ReadBuf {
                 ));
             }
         }
-        stream
-            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
-            .map_err(io::Error::from)?;
+        stream.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
         let n = stream.read(&mut self.buf[self.end..]).await?;
         self.end += n;
         Ok(n)

@@ -32,4 +32,5 @@ pub mod serve;
 pub mod shard;
 pub mod snapshot_status;
 pub mod store;
+pub mod stream;
 pub mod upstream;

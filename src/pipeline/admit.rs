@@ -9,8 +9,8 @@ use crate::http::headers::HeaderKind;
 use crate::http::problem::{write_problem, ProblemExtras};
 use crate::metrics::Outcome;
 use crate::policy::client_ip_lines;
+use crate::stream::Stream;
 use futures_lite::AsyncWriteExt;
-use glommio::net::TcpStream;
 use std::net::IpAddr;
 
 /// Whether a new connection from `peer` is within the caps: `Ok` with the address it is
@@ -39,7 +39,7 @@ pub(super) const TOO_MANY_FROM_IP: &str =
     "too many connections from this client address; close idle ones or retry later";
 
 /// A connection over a cap: one 503 answer, then close, whatever the client sends.
-pub(super) async fn refuse_connection(ctx: &ShardCtx, mut stream: TcpStream, detail: &str) {
+pub(super) async fn refuse_connection<S: Stream>(ctx: &ShardCtx, mut stream: S, detail: &str) {
     let mut out = Vec::with_capacity(512);
     let mut fresh = [0u8; 24];
     ctx.request_ids.next(&mut fresh);
@@ -66,7 +66,7 @@ pub(super) async fn refuse_connection(ctx: &ShardCtx, mut stream: TcpStream, det
 
 /// A connection from a trusted proxy is counted for the client it forwards, from its first
 /// request on; `false`: that client is at its cap.
-pub(super) fn count_forwarded_client(ctx: &ShardCtx, conn: &mut Conn) -> bool {
+pub(super) fn count_forwarded_client<S: Stream>(ctx: &ShardCtx, conn: &mut Conn<S>) -> bool {
     let Some(peer) = conn.peer_ip else {
         return true;
     };

@@ -10,6 +10,7 @@ use crate::error::Problem;
 use crate::http::chunked::{ChunkedDecoder, LAST_CHUNK};
 use crate::http::write::push_chunk;
 use crate::http::Framing;
+use crate::stream::Stream;
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use std::io;
@@ -31,9 +32,9 @@ pub(super) enum SendError {
 
 /// Sends the head in `conn.out` and the request body, re-framed. `out` is left holding the
 /// head when there is no body, so a retry can send it again.
-pub(super) async fn send_request(
+pub(super) async fn send_request<S: Stream>(
     up: &mut TcpStream,
-    conn: &mut Conn,
+    conn: &mut Conn<S>,
     req: &ReqInfo,
     pace: &mut Pace,
 ) -> Result<u64, SendError> {
@@ -96,9 +97,9 @@ pub(super) async fn send_request(
     }
 }
 
-async fn read_client(
+async fn read_client<S: Stream>(
     rb: &mut ReadBuf,
-    stream: &mut TcpStream,
+    stream: &mut S,
     pace: &mut Pace,
 ) -> Result<(), SendError> {
     let (wait, by_rate) = pace.next_wait(Instant::now());
@@ -125,8 +126,8 @@ async fn read_client(
 
 /// Reads the request body into the client buffer until it is all there or the buffer is
 /// full, so the upstream connection is taken only for a body that is ready to flow.
-pub(super) async fn buffer_body(
-    conn: &mut Conn,
+pub(super) async fn buffer_body<S: Stream>(
+    conn: &mut Conn<S>,
     req: &ReqInfo,
     pace: &mut Pace,
 ) -> Result<(), SendError> {

@@ -12,6 +12,7 @@ use crate::error::Problem;
 use crate::http::response::ResponseHead;
 use crate::http::{Framing, Method, Version};
 use crate::metrics::UpstreamErrorKind;
+use crate::stream::Stream;
 use crate::upstream::{Lease, PoolError};
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
@@ -95,9 +96,9 @@ impl Failure {
 
 /// Forward: the re-serialised head, then the body once it is ready to flow, to a connection
 /// of the target's upstream; returns when the answer's head is read.
-pub(super) async fn forward(
+pub(super) async fn forward<S: Stream>(
     ctx: &ShardCtx,
-    conn: &mut Conn,
+    conn: &mut Conn<S>,
     target: Target,
 ) -> Result<Answer, Stop> {
     let upstream = target.upstream;
@@ -136,7 +137,7 @@ pub(super) async fn forward(
 
 /// Writes the upstream head while the client's head bytes are still buffered, then lets
 /// them go.
-fn write_upstream_head(ctx: &ShardCtx, conn: &mut Conn, upstream: usize) {
+fn write_upstream_head<S: Stream>(ctx: &ShardCtx, conn: &mut Conn<S>, upstream: usize) {
     let head = &conn.head;
     let req = &conn.req;
     conn.out.clear();
@@ -170,7 +171,11 @@ fn write_upstream_head(ctx: &ShardCtx, conn: &mut Conn, upstream: usize) {
 /// `100 Continue` when asked for, then the body into the client buffer before an upstream
 /// connection is taken: a client that trickles its body holds only its own connection, and
 /// must keep `limits.min_body_rate`.
-async fn receive_body(ctx: &ShardCtx, conn: &mut Conn, info: &ReqInfo) -> Result<Pace, Stop> {
+async fn receive_body<S: Stream>(
+    ctx: &ShardCtx,
+    conn: &mut Conn<S>,
+    info: &ReqInfo,
+) -> Result<Pace, Stop> {
     if info.expect_continue
         && info.framing != Framing::None
         && conn.rb.pending().is_empty()
@@ -198,9 +203,9 @@ async fn receive_body(ctx: &ShardCtx, conn: &mut Conn, info: &ReqInfo) -> Result
 
 /// Sends the request and reads the answer's head. A pooled connection found closed is
 /// replaced once for a request that can be resent (no body, idempotent).
-async fn exchange(
+async fn exchange<S: Stream>(
     ctx: &ShardCtx,
-    conn: &mut Conn,
+    conn: &mut Conn<S>,
     mut answer: Answer,
     pace: &mut Pace,
 ) -> Result<Answer, Stop> {

@@ -4,6 +4,7 @@
 use super::{Conn, ShardCtx};
 use crate::error::Problem;
 use crate::http::HeadError;
+use crate::stream::Stream;
 use futures_lite::AsyncReadExt;
 use std::io;
 use std::time::{Duration, Instant};
@@ -25,7 +26,11 @@ pub(super) enum HeadRead {
 /// to the keep-alive idle time, and the head timeout starts when that byte is here (however
 /// the rest is trickled in). An idle connection reads its first bytes into a small stack
 /// array and takes its buffers only then.
-pub(super) async fn read_head(ctx: &ShardCtx, conn: &mut Conn, first: bool) -> HeadRead {
+pub(super) async fn read_head<S: Stream>(
+    ctx: &ShardCtx,
+    conn: &mut Conn<S>,
+    first: bool,
+) -> HeadRead {
     let t = &ctx.shared.config.timeouts;
     let mut deadline: Option<Instant> = first.then(|| Instant::now() + t.head);
     if conn.rb.is_parked() {
@@ -73,9 +78,9 @@ pub(super) async fn read_head(ctx: &ShardCtx, conn: &mut Conn, first: bool) -> H
 /// buffers until it must. The bytes go to the client buffer (with the same offsets, so a head
 /// parsed here stays parsed) when the head is complete, refused, or outgrows the array;
 /// `Some` is then the verdict, `None` means "read on in the buffer".
-async fn read_in_lobby(
+async fn read_in_lobby<S: Stream>(
     ctx: &ShardCtx,
-    conn: &mut Conn,
+    conn: &mut Conn<S>,
     deadline: &mut Option<Instant>,
 ) -> Option<HeadRead> {
     let t = &ctx.shared.config.timeouts;
@@ -138,7 +143,7 @@ fn worth_parsing(pending: &[u8], seen: usize, limits: &crate::http::HeadLimits) 
 }
 
 /// Time is up: a connection that sent nothing of a head is closed quietly, else 408.
-fn head_timed_out(conn: &Conn) -> HeadRead {
+fn head_timed_out<S: Stream>(conn: &Conn<S>) -> HeadRead {
     if conn.rb.pending().is_empty() {
         HeadRead::Closed
     } else {

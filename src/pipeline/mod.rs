@@ -32,6 +32,7 @@ use crate::http::problem::{write_problem, ProblemExtras};
 use crate::http::response::ResponseHead;
 use crate::http::{Framing, RequestHead};
 use crate::metrics::Outcome;
+use crate::stream::Stream;
 use account::Note;
 use admit::{count_forwarded_client, refuse_connection, TOO_MANY_FROM_IP};
 use futures_lite::AsyncWriteExt;
@@ -43,8 +44,8 @@ use std::time::Instant;
 
 /// A client connection and the buffers its requests reuse. Between requests the buffers go
 /// back to the shard ([`Conn::park`]): an idle connection holds only this struct.
-pub struct Conn {
-    pub stream: TcpStream,
+pub struct Conn<S: Stream = TcpStream> {
+    pub stream: S,
     pub rb: ReadBuf,
     pub head: RequestHead,
     pub peer_ip: Option<IpAddr>,
@@ -59,7 +60,7 @@ pub struct Conn {
     counted_ip: Option<IpAddr>,
 }
 
-impl Conn {
+impl<S: Stream> Conn<S> {
     /// Hands the buffers back to the shard; nothing may be pending.
     fn park(&mut self, ctx: &ShardCtx) {
         if self.rb.is_parked() {
@@ -97,14 +98,19 @@ pub struct Finished {
     pub keep_alive: bool,
 }
 
-/// Serves one client connection until it closes, errs, or the shard drains.
-pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
+/// Serves one accepted TCP connection (see [`serve_connection`]).
+pub async fn serve_tcp(ctx: Rc<ShardCtx>, stream: TcpStream) {
     let peer_ip = stream.peer_addr().ok().map(|a| a.ip());
+    let _ = stream.set_nodelay(true);
+    serve_connection(ctx, stream, peer_ip).await
+}
+
+/// Serves one client connection until it closes, errs, or the shard drains.
+pub async fn serve_connection<S: Stream>(ctx: Rc<ShardCtx>, stream: S, peer_ip: Option<IpAddr>) {
     let counted_ip = match admit::admit_connection(&ctx, peer_ip) {
         Ok(counted) => counted,
         Err(detail) => return refuse_connection(&ctx, stream, detail).await,
     };
-    let _ = stream.set_nodelay(true);
     // A write that finds the client taking nothing fails after this long (see relay.rs).
     let _ = stream.set_write_timeout(Some(ctx.shared.config.timeouts.client_write));
     ctx.metrics.borrow_mut().connections_active += 1;
@@ -136,7 +142,11 @@ pub async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
 
 /// Reads the next request on the connection and answers it, then counts and audits it;
 /// `None` when the connection ended cleanly between requests.
-async fn next_request(ctx: &ShardCtx, conn: &mut Conn, first: bool) -> Option<Finished> {
+async fn next_request<S: Stream>(
+    ctx: &ShardCtx,
+    conn: &mut Conn<S>,
+    first: bool,
+) -> Option<Finished> {
     if conn.rb.pending().is_empty() {
         conn.park(ctx);
     } else {
@@ -174,7 +184,7 @@ async fn next_request(ctx: &ShardCtx, conn: &mut Conn, first: bool) -> Option<Fi
 
 /// One request whose head is parsed, through the pipeline's steps; a step that stops it is
 /// answered here.
-async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
+async fn handle<S: Stream>(ctx: &ShardCtx, conn: &mut Conn<S>) -> Finished {
     let buf = conn.rb.pending();
     let head = &conn.head;
     let rid = RequestId::for_request(ctx, head.x_request_id.map(|s| s.get(buf)));
@@ -197,7 +207,7 @@ async fn handle(ctx: &ShardCtx, conn: &mut Conn) -> Finished {
 }
 
 /// The lifecycle of one request: each step passes it on or stops it.
-async fn steps(ctx: &ShardCtx, conn: &mut Conn) -> Result<Finished, Stop> {
+async fn steps<S: Stream>(ctx: &ShardCtx, conn: &mut Conn<S>) -> Result<Finished, Stop> {
     let route = steps::route(ctx, conn)?;
     let target = if ctx.shared.config.routes[route].public {
         steps::public_target(ctx, conn, route)?
@@ -216,7 +226,7 @@ async fn steps(ctx: &ShardCtx, conn: &mut Conn) -> Result<Finished, Stop> {
 /// Answers the current request with a problem. The one keep-alive rule: the connection stays
 /// open only if the head was parsed, its body is not left unread, the client asked for
 /// keep-alive, the problem does not close, and the shard is not draining.
-async fn refuse(ctx: &ShardCtx, conn: &mut Conn, refusal: Refusal) -> Finished {
+async fn refuse<S: Stream>(ctx: &ShardCtx, conn: &mut Conn<S>, refusal: Refusal) -> Finished {
     let Refusal { problem, detail } = refusal;
     let req = &mut conn.req;
     let keep_alive = req.progress != Progress::Unparsed

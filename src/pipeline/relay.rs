@@ -21,6 +21,7 @@ use crate::http::chunked::{ChunkedDecoder, LAST_CHUNK};
 use crate::http::response::ResponseFraming;
 use crate::http::write::push_chunk;
 use crate::metrics::{Outcome, UpstreamErrorKind};
+use crate::stream::Stream;
 use crate::upstream::{Lease, Pool};
 use futures_lite::future::or;
 use futures_lite::AsyncWriteExt;
@@ -37,9 +38,9 @@ pub const CONTENDED_AFTER: Duration = Duration::from_secs(1);
 
 /// Relay: the answer's head, re-serialised for the client (rate-limit and key lifecycle
 /// headers added), then its body as it comes.
-pub(super) async fn relay(
+pub(super) async fn relay<S: Stream>(
     ctx: &ShardCtx,
-    conn: &mut Conn,
+    conn: &mut Conn<S>,
     answer: Answer,
 ) -> Result<Finished, Stop> {
     let (info, resp, req) = (answer.info, &conn.resp, &conn.req);
@@ -216,9 +217,9 @@ impl Source {
 /// the response head, sent with the first body bytes. The upstream connection goes back to
 /// its pool as soon as the body has been read from it (if it may be reused), before the
 /// client has taken it all.
-pub(super) async fn relay_body(
+pub(super) async fn relay_body<S: Stream>(
     upstream: Upstream<'_>,
-    client: &mut TcpStream,
+    client: &mut S,
     up: &mut ReadBuf,
     out: &mut Vec<u8>,
     from: ResponseFraming,
@@ -315,7 +316,7 @@ enum Step {
 /// One write to the client; the stream's write timeout (`timeouts.client_write`) runs from
 /// the first write that found the client not reading and ends only with progress, so it
 /// measures how long the client has taken nothing, across the races this write loses.
-async fn write_some(client: &mut TcpStream, bytes: &[u8]) -> Result<Step, RelayError> {
+async fn write_some<S: Stream>(client: &mut S, bytes: &[u8]) -> Result<Step, RelayError> {
     match client.write(bytes).await {
         Ok(0) => Err(RelayError::Client),
         Ok(n) => Ok(Step::Wrote(n)),

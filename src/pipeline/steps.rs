@@ -18,6 +18,7 @@ use crate::keytable::KeyTable;
 use crate::policy::path::{judge_target, PARAMS_REFUSED};
 use crate::policy::{client_ip_lines, decide, Denial};
 use crate::ratelimit::{key_handle, write_headers, Admission, CreditSpec};
+use crate::stream::Stream;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ const BODY_TOO_LARGE: &str = "declared Content-Length exceeds the body size limi
 
 /// Route, on the judged path (the one forwarded: `req.target` when it differs). Also refuses
 /// what the route does not allow whoever asks: path parameters, upgrades.
-pub(super) fn route(ctx: &ShardCtx, conn: &mut Conn) -> Result<usize, Refusal> {
+pub(super) fn route<S: Stream>(ctx: &ShardCtx, conn: &mut Conn<S>) -> Result<usize, Refusal> {
     let shared = &ctx.shared;
     let (buf, head) = (conn.rb.pending(), &conn.head);
     let req = &mut conn.req;
@@ -56,7 +57,11 @@ pub(super) fn route(ctx: &ShardCtx, conn: &mut Conn) -> Result<usize, Refusal> {
 
 /// A public route forwards without a key; a declared body over the route's limit is refused
 /// before any body byte is read (and before `100 Continue`).
-pub(super) fn public_target(ctx: &ShardCtx, conn: &Conn, route: usize) -> Result<Target, Refusal> {
+pub(super) fn public_target<S: Stream>(
+    ctx: &ShardCtx,
+    conn: &Conn<S>,
+    route: usize,
+) -> Result<Target, Refusal> {
     let policy = &ctx.shared.route_policies[route];
     let max_body = policy.route_body_limit();
     if matches!(conn.head.framing, Framing::Length(n) if n > max_body) {
@@ -83,9 +88,9 @@ pub(super) fn key_table(ctx: &ShardCtx) -> Result<Rc<Arc<KeyTable>>, Refusal> {
 
 /// Authenticate: find the key (header, Bearer, or the route's query parameter, which is then
 /// removed from the forwarded target) and check it against the key table.
-pub(super) fn authenticate<'k>(
+pub(super) fn authenticate<'k, S: Stream>(
     ctx: &ShardCtx,
-    conn: &mut Conn,
+    conn: &mut Conn<S>,
     route: usize,
     keys: &'k KeyTable,
 ) -> Result<Authenticated<'k>, Refusal> {
@@ -122,9 +127,9 @@ pub(super) fn authenticate<'k>(
 
 /// Authorize: client address, scopes and declared body size in one pure decision, which
 /// also picks the upstream.
-pub(super) fn authorize(
+pub(super) fn authorize<S: Stream>(
     ctx: &ShardCtx,
-    conn: &mut Conn,
+    conn: &mut Conn<S>,
     route: usize,
     keys: &KeyTable,
     key: &KeyView<'_>,
@@ -166,7 +171,7 @@ pub(super) fn authorize(
 }
 
 /// The path the route was found on and scopes are judged on.
-fn judged_path<'b>(conn: &'b Conn, buf: &'b [u8]) -> &'b [u8] {
+fn judged_path<'b, S: Stream>(conn: &'b Conn<S>, buf: &'b [u8]) -> &'b [u8] {
     if conn.req.judged_rewritten {
         &conn.req.judged
     } else {
@@ -176,9 +181,9 @@ fn judged_path<'b>(conn: &'b Conn, buf: &'b [u8]) -> &'b [u8] {
 
 /// Admit: all of the key's rate limits and its quota at once, counted only if all admit.
 /// The rate-limit headers go on the answer, whatever it is.
-pub(super) async fn admit(
+pub(super) async fn admit<S: Stream>(
     ctx: &ShardCtx,
-    conn: &mut Conn,
+    conn: &mut Conn<S>,
     route: usize,
     key: &KeyView<'_>,
 ) -> Result<(), Refusal> {
@@ -226,7 +231,7 @@ pub(super) async fn admit(
 /// metadata), and `Deprecation`/`Sunset` for the client when the key is on its way out: a
 /// rotated-out secret works until its grace ends (RFC 9745, RFC 8594), and a key that
 /// expires within 7 days gets `Sunset` too.
-pub(super) fn identify(ctx: &ShardCtx, conn: &mut Conn, caller: &Authenticated<'_>) {
+pub(super) fn identify<S: Stream>(ctx: &ShardCtx, conn: &mut Conn<S>, caller: &Authenticated<'_>) {
     let names = &ctx.shared.config.identity;
     let key = &caller.key;
     let lines = &mut conn.req.identity_lines;

@@ -10,7 +10,7 @@ pub use crate::context::{RequestIds, ShardCtx, Shared};
 
 use crate::clock::unix_ms;
 use crate::keytable::KeyTable;
-use crate::pipeline::serve_connection;
+use crate::pipeline::serve_tcp;
 use crate::ratelimit::Delta;
 use crossbeam_channel::{Receiver, Sender};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
@@ -297,7 +297,7 @@ async fn accept_loop(ctx: Rc<ShardCtx>, listener: TcpListener, wake: [Wake; 2]) 
                     ctx.now_unix.set(crate::clock::unix_now());
                     wake.iter().for_each(Wake::wake);
                 }
-                glommio::spawn_local(serve_connection(ctx.clone(), stream)).detach();
+                glommio::spawn_local(serve_tcp(ctx.clone(), stream)).detach();
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
