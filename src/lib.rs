@@ -3,21 +3,22 @@
 //!
 //! # Layout and layering
 //!
-//! Dependencies point one way:
-//! `cli -> serve, shard -> pipeline -> upstream, metrics -> http, policy, config -> error`.
+//! The pure core (HTTP parsing, keys, policy, rate math, configuration, problems, audit
+//! records, calendar) is its own crate, `keyway-core`, with no runtime, socket, thread or clock
+//! dependency; it is re-exported here under its old module names. This crate composes it:
 //!
-//! - [`http`], [`policy`], [`config`] are pure: no glommio, sockets, threads or clock reads.
-//!   They take bytes and time as arguments, and are unit-tested and benchmarked anywhere.
-//! - [`pipeline`] composes them per connection: read head -> route -> auth -> policy ->
-//!   limit -> forward -> account.
+//! - [`pipeline`]: one request's steps — read head, route, authenticate, authorize, admit,
+//!   identify, forward, relay, account — each refusing with a `Refusal` answered in one place.
+//! - [`context`]: the per-shard context (pools, counters, key table) below the pipeline.
 //! - [`shard`] runs one glommio executor per CPU with its own listener, pools and counters;
 //!   nothing on the per-request path takes a lock or an atomic read-modify-write.
-//! - [`serve`] and [`admin`] are the control side: listeners, signals, health and metrics.
+//! - [`serve`] and [`admin`] are the control side: listeners, signals, health and metrics;
+//!   [`cli`] and [`store`] the control plane.
+//!
+//! Imports point one way (`cli -> serve -> shard -> pipeline -> context -> upstream, metrics,
+//! audit, buffers -> keyway-core`); `tests/layering.rs` fails on any cycle.
 
-pub use keyway_core::{
-    audit as audit_record, clock as calendar, config, error, http, keys, keytable, policy,
-    ratelimit,
-};
+pub use keyway_core::{config, error, http, keys, keytable, policy, ratelimit};
 
 pub mod admin;
 pub mod audit;
