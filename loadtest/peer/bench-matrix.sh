@@ -7,9 +7,11 @@
 #
 # MATRIX (environment), in the order run within each repetition; default
 #   "nginx:1 keyway:1 nginx:2 keyway:2"
-# entries: direct | nginx:N | haproxy:N | keyway:N | keyway-public:N | keyway-nocoop:N
+# entries: direct | nginx:N | haproxy:N | keyway:N | keyway-public:N | keyway-nocoop:N |
+#          keyway-base:N
 #   (N = nginx workers / HAProxy threads / keyway shards; keyway-nocoop runs with
-#   KEYWAY_URING_FLAGS=none, the rings as glommio publishes them).
+#   KEYWAY_URING_FLAGS=none, the rings as glommio publishes them; keyway-base runs the binary
+#   at $KEYWAY_BASE_BIN, the build before a change, to compare the two in one session).
 # Every measurement is ../shared/peer/run.sh bench (same wrk, same CPU accounting: req/s,
 # p50/p99, CPU µs per request of the gateway, the upstream and wrk).
 set -euo pipefail
@@ -34,11 +36,14 @@ for rep in $(seq 1 "$REPS"); do
                 ./run.sh start "$kind" "$n" >/dev/null
                 ./run.sh bench "$kind"   # labelled nginx-wN / haproxy-tN by run.sh
                 ./run.sh stop "$kind" >/dev/null ;;
-            keyway | keyway-public | keyway-nocoop)
-                mode=keyed flags=
+            keyway | keyway-public | keyway-nocoop | keyway-base)
+                mode=keyed flags= bin=
                 [[ $kind == keyway-public ]] && mode=public
                 [[ $kind == keyway-nocoop ]] && flags=none
-                KEYWAY_URING_FLAGS=$flags "$HERE/keyway-peer.sh" start "$mode" "$n" >/dev/null 2>&1
+                if [[ $kind == keyway-base ]]; then
+                    bin=${KEYWAY_BASE_BIN:?keyway-base needs KEYWAY_BASE_BIN=path/to/keyway}
+                fi
+                KEYWAY_BIN=$bin KEYWAY_URING_FLAGS=$flags "$HERE/keyway-peer.sh" start "$mode" "$n" >/dev/null 2>&1
                 LABEL="$kind-$n" ./run.sh bench 127.0.0.1:18090
                 "$HERE/keyway-peer.sh" stop >/dev/null ;;
             *) echo "bench-matrix: unknown MATRIX entry $entry" >&2; exit 2 ;;
@@ -46,3 +51,6 @@ for rep in $(seq 1 "$REPS"); do
     done
 done
 python3 "$HERE/headline.py" "${PEER_WORK:-/tmp/peer-bench}/results/bench.tsv" "$RUN_ID"
+if [[ $MATRIX == *keyway-base* ]]; then
+    python3 "$HERE/headline.py" "${PEER_WORK:-/tmp/peer-bench}/results/bench.tsv" "$RUN_ID" keyway-base-
+fi

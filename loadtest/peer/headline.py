@@ -6,7 +6,10 @@ p99s). Headline: for each keyway label, keyway ÷ nginx with the same N, compute
 repetition (the two runs of a pair are adjacent in time) and then the median, on req/s and
 on gateway CPU µs per request; p99 likewise.
 
-    headline.py BENCH_TSV RUN_ID
+    headline.py BENCH_TSV RUN_ID [PEER_PREFIX]
+
+PEER_PREFIX (default `nginx-w`) names what each keyway label is divided by: `keyway-base-`
+compares a change with the build before it (bench-matrix's keyway-base entries).
 """
 import csv
 import statistics
@@ -14,7 +17,7 @@ import sys
 from collections import defaultdict
 
 
-def main(path, run_id):
+def main(path, run_id, peer_prefix="nginx-w"):
     rows = [r for r in csv.DictReader(open(path), delimiter="\t") if r["run_id"] == run_id]
     if not rows:
         sys.exit(f"headline.py: no rows for run {run_id} in {path}")
@@ -35,14 +38,15 @@ def main(path, run_id):
             vals = [float(r[key]) for r in reps.values() if r[key] not in ("", "-")]
             cells.append(fmt.format(statistics.median(vals)) if vals else "-")
         print(f"| {label} | {len(reps)} | " + " | ".join(cells) + " |")
-    print("\nkeyway ÷ nginx, per repetition then the median (req/s: > 1 is better; CPU and p99: < 1 is better)\n")
+    peer_name = peer_prefix.rstrip("-")
+    print(f"\nkeyway ÷ {peer_name}, per repetition then the median (req/s: > 1 is better; CPU and p99: < 1 is better)\n")
     print("| pair | req/s ratio | gateway CPU/req ratio | p99 ratio | per-rep req/s ratios |")
     print("|---|--:|--:|--:|---|")
     for label in sorted(by):
-        if not label.startswith("keyway"):
+        if not label.startswith("keyway") or label.startswith(peer_prefix):
             continue
         n = label.rsplit("-", 1)[1]
-        peer = by.get(f"nginx-w{n}")
+        peer = by.get(f"{peer_prefix}{n}")
         if not peer:
             continue
         ratios = defaultdict(list)
@@ -57,8 +61,8 @@ def main(path, run_id):
             continue
         med = {k: statistics.median(v) for k, v in ratios.items()}
         each = " ".join(f"{x:.2f}" for x in ratios["rps"])
-        print(f"| {label} ÷ nginx-w{n} | {med['rps']:.2f} | {med['cpu']:.2f} | {med['p99']:.2f} | {each} |")
+        print(f"| {label} ÷ {peer_prefix}{n} | {med['rps']:.2f} | {med['cpu']:.2f} | {med['p99']:.2f} | {each} |")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:4])

@@ -8,6 +8,7 @@
 # Variants of `keyed` (environment):
 #   KEYWAY_PEER_SCOPES=10    the plan has 10 scopes, the benchmark's match being the last
 #   KEYWAY_PEER_LIMITS=off   the benchmark key's own rate limit removed (no limiter call)
+#   KEYWAY_BIN=PATH          run that keyway binary instead of target/release/keyway
 #
 # keyed:  the peer's 100,000 keys imported from $PEER_WORK/gen/keys.tsv (run.sh setup makes
 #         it), identity headers named x-key-id / x-tenant as the peer's upstream expects.
@@ -19,7 +20,9 @@ PEER_WORK=${PEER_WORK:-/tmp/peer-bench}
 WORK=${KEYWAY_PEER_WORK:-/tmp/keyway-peer}
 PORT=${KEYWAY_PORT:-18090}
 ADMIN=${KEYWAY_ADMIN_PORT:-18091}
-BIN=$ROOT/target/release/keyway
+# KEYWAY_BIN: another build to run instead (bench-matrix's keyway-base entries: the build
+# before a change, measured in the same session as the change).
+BIN=${KEYWAY_BIN:-$ROOT/target/release/keyway}
 
 die() { echo "keyway-peer: $*" >&2; exit 1; }
 

@@ -1,5 +1,5 @@
 //! Per connection: read head -> route -> authenticate -> authorize -> admit -> identify ->
-//! forward -> relay -> account ([`handle`] is that list).
+//! forward -> relay -> account (`handle` is that list).
 //!
 //! One task per client connection, on the shard that accepted it. Requests on a connection
 //! are handled one after another (pipelined requests wait in the read buffer and are parsed
