@@ -235,10 +235,11 @@ fn slowloris_head_gets_408_within_the_total_head_deadline() {
         if std::io::Write::write_all(&mut c.stream, &[*b]).is_err() {
             break;
         }
+        // The sleep is the test: a head trickled one byte every 200 ms.
         std::thread::sleep(Duration::from_millis(200));
     }
     let r = c.read_response("GET");
-    assert_eq!(r.status, 408);
+    assert_problem(&r, 408, "request_timeout", None);
     assert!(c.is_closed());
 }
 
