@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
@@ -17,14 +17,9 @@ fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
 
 /// Waits (bounded) until the file holds `n` lines: shards hand their lines over every 10 ms.
 fn wait_lines(path: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let got = lines(path);
-        if got.len() >= n || Instant::now() > deadline {
-            return got;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    poll_until(Duration::from_secs(5), &format!("{n} audit lines"), || {
+        Some(lines(path)).filter(|got| got.len() >= n)
+    })
 }
 
 #[test]
@@ -110,11 +105,11 @@ fn every_request_leaves_one_line_and_no_secret() {
     let rotated = gw.dir.path().join("audit.jsonl.1");
     std::fs::rename(&log, &rotated).unwrap();
     gw.signal(libc::SIGUSR1);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !log.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(log.exists(), "SIGUSR1 did not reopen the audit log");
+    wait_until(
+        Duration::from_secs(5),
+        "SIGUSR1 to reopen the audit log",
+        || log.exists(),
+    );
     assert_eq!(get(gw.addr, "/public/x", "").status, 200);
     // SIGTERM: every line is written before the process exits.
     gw.signal(libc::SIGTERM);

@@ -21,9 +21,19 @@ fn refused_and_closed(gw: &Gateway, raw: &[u8], status: u16) {
     let mut c = Client::connect(gw.addr);
     c.send(raw);
     let r = c.read_response("GET");
-    assert_eq!(r.status, status, "{:?}", String::from_utf8_lossy(raw));
-    assert_eq!(r.header("content-type"), Some("application/problem+json"));
-    assert!(r.json()["code"].is_string());
+    // The code names the check: a row refused by another check with the same status fails.
+    let code = match status {
+        400 => "bad_request",
+        414 => "uri_too_long",
+        431 => "headers_too_large",
+        405 => "method_not_allowed",
+        413 => "body_too_large",
+        417 => "expectation_failed",
+        501 => "not_implemented",
+        505 => "http_version_not_supported",
+        other => panic!("no problem code known for {other}"),
+    };
+    assert_problem(&r, status, code, None);
     assert!(
         c.is_closed(),
         "connection left open after {:?}",
@@ -235,10 +245,11 @@ fn slowloris_head_gets_408_within_the_total_head_deadline() {
         if std::io::Write::write_all(&mut c.stream, &[*b]).is_err() {
             break;
         }
+        // The sleep is the test: a head trickled one byte every 200 ms.
         std::thread::sleep(Duration::from_millis(200));
     }
     let r = c.read_response("GET");
-    assert_eq!(r.status, 408);
+    assert_problem(&r, 408, "request_timeout", None);
     assert!(c.is_closed());
 }
 

@@ -61,18 +61,18 @@ fn the_key_never_leaves_by_any_route_or_header() {
 
 /// The audit file's lines (each one JSON object), waiting (bounded) until there are `n`.
 fn audit_lines(path: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let lines: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        if lines.len() >= n || std::time::Instant::now() > deadline {
-            return lines;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    poll_until(
+        std::time::Duration::from_secs(5),
+        &format!("{n} audit lines"),
+        || {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let lines: Vec<serde_json::Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            (lines.len() >= n).then_some(lines)
+        },
+    )
 }
 
 #[test]
@@ -105,23 +105,25 @@ fn the_head_deadline_starts_with_the_heads_first_byte_not_the_idle_wait() {
     let gw = Gateway::proxying(
         up.addr,
         PUBLIC_ALL,
-        "[timeouts]\nhead = \"1s\"\nkeepalive_idle = \"5s\"\n",
+        "[timeouts]\nhead = \"600ms\"\nkeepalive_idle = \"5s\"\n",
     );
+    // The sleeps are the test: real time passes against the 600 ms head deadline.
     let mut c = Client::connect(gw.addr);
     c.send(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(c.read_response("GET").status, 200);
     // Idle longer than the head timeout (within keep-alive), then a head in two pieces.
-    std::thread::sleep(std::time::Duration::from_millis(1300));
+    std::thread::sleep(std::time::Duration::from_millis(850));
     c.send(b"GET /b HTTP/1.1\r\n");
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    std::thread::sleep(std::time::Duration::from_millis(100));
     c.send(b"Host: t\r\n\r\n");
     assert_eq!(c.read_response("GET").status, 200);
     // The deadline still holds from the first byte: a trickled head gets 408.
-    std::thread::sleep(std::time::Duration::from_millis(1300));
+    std::thread::sleep(std::time::Duration::from_millis(850));
     c.send(b"GET /c HTTP/1.1\r\n");
-    std::thread::sleep(std::time::Duration::from_millis(1300));
+    std::thread::sleep(std::time::Duration::from_millis(850));
     let _ = std::io::Write::write_all(&mut c.stream, b"Host: t\r\n\r\n");
-    assert_eq!(c.read_response("GET").status, 408);
+    let r = c.read_response("GET");
+    assert_problem(&r, 408, "request_timeout", None);
 }
 
 #[test]
@@ -150,16 +152,25 @@ fn a_trickling_admin_client_does_not_block_healthz() {
     let up = Upstream::echo();
     let gw = Gateway::proxying(up.addr, PUBLIC_ALL, "");
     let admin = gw.admin;
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = sent.clone();
     let trickler = std::thread::spawn(move || {
         let mut s = std::net::TcpStream::connect(admin).unwrap();
         for b in b"GET /healthz HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaa" {
             if std::io::Write::write_all(&mut s, &[*b]).is_err() {
                 break;
             }
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // The sleep is the test: a client trickling one byte every 60 ms.
             std::thread::sleep(std::time::Duration::from_millis(60));
         }
     });
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // /healthz is asked only once the trickler is mid-head.
+    wait_until(
+        std::time::Duration::from_secs(5),
+        "the trickler to be mid-head",
+        || sent.load(std::sync::atomic::Ordering::SeqCst) >= 5,
+    );
     let started = std::time::Instant::now();
     let (status, body) = admin_get(admin, "/healthz");
     let took = started.elapsed();

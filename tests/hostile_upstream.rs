@@ -212,6 +212,7 @@ impl Scripted {
                     Ok((s, _)) => {
                         std::thread::spawn(move || serve(s));
                     }
+                    // Non-blocking accept, so that the acceptor sees `stop`.
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
@@ -275,6 +276,7 @@ fn serve(stream: TcpStream) {
             Then::Close => return,
             Then::Stay => {}
             Then::Stray(bytes) => {
+                // The sleep is the case: the stray bytes come after the answer, apart from it.
                 std::thread::sleep(Duration::from_millis(20));
                 if out.write_all(bytes).is_err() {
                     return;
@@ -325,11 +327,12 @@ fn every_hostile_answer_is_refused_or_cut_and_the_gateway_keeps_serving() {
         if let Then::Stray(_) = case.then {
             // Only once the stray bytes sit at the gateway's idle upstream connection does
             // the next request show whether they are taken for its answer.
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while STRAY_SENT.load(Ordering::SeqCst) < strays + 1 && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            wait_until(Duration::from_secs(5), "the stray bytes to be sent", || {
+                STRAY_SENT.load(Ordering::SeqCst) > strays
+            });
             strays += 1;
+            // Kept: the gateway noticing bytes on an idle pooled connection has no outside
+            // signal; 50 ms lets it look before the next request picks a connection.
             std::thread::sleep(Duration::from_millis(50));
         }
         let next = get(gw.addr, "/next", "");

@@ -14,7 +14,8 @@ fn sigterm_lets_requests_in_flight_finish_and_exits_0() {
     let in_flight: Vec<_> = (0..3)
         .map(|_| std::thread::spawn(move || get(addr, "/_test/sleep/1000", "")))
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // SIGTERM only once the gateway holds all three (the upstream answers after 1 s).
+    wait_connections(gw.admin, 3.0);
     gw.signal(libc::SIGTERM);
     for t in in_flight {
         let r = t.join().unwrap();

@@ -196,13 +196,15 @@ impl Gateway {
     /// Waits (bounded) for the process to exit.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
+        loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Some(status);
             }
-            std::thread::sleep(Duration::from_millis(20));
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(POLL);
         }
-        None
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -215,6 +217,63 @@ impl Drop for Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// How often `wait_until` and `poll_until` look again: often enough to add little to a
+/// test's time, seldom enough not to load the 2-core machines the tests run on.
+pub const POLL: Duration = Duration::from_millis(20);
+
+/// Polls `cond` until it holds; panics naming `what` if it still does not after `limit`.
+/// Tests wait for a condition this way, never by sleeping and hoping it happened.
+pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    poll_until(limit, what, || cond().then_some(()))
+}
+
+/// Polls `f` until it returns `Some`, and returns that; panics naming `what` after `limit`.
+pub fn poll_until<T>(limit: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    poll_every(POLL, limit, what, f)
+}
+
+/// `poll_until` looking every `every` (for probes that cost a request through the gateway).
+pub fn poll_every<T>(
+    every: Duration,
+    limit: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gave up after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(every);
+    }
+}
+
+/// The value of the first `/metrics` line that starts with `series` (a name, with its labels
+/// if it has any) followed by a space. Shards publish every 500 ms: poll it with `wait_until`.
+pub fn metric(admin: SocketAddr, series: &str) -> Option<f64> {
+    let (_, body) = admin_get(admin, "/metrics");
+    body.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Waits (bounded) until the gateway counts at least `n` open client connections.
+pub fn wait_connections(admin: SocketAddr, n: f64) {
+    wait_until(
+        Duration::from_secs(5),
+        &format!("{n} open client connections in /metrics"),
+        || metric(admin, "keyway_connections_active").is_some_and(|v| v >= n),
+    );
 }
 
 /// A parsed HTTP response.
@@ -247,6 +306,26 @@ impl Response {
             .filter(|p| p[0].as_str().unwrap().eq_ignore_ascii_case(name))
             .map(|p| p[1].as_str().unwrap().to_string())
             .collect()
+    }
+}
+
+/// Asserts `r` is the gateway's own refusal: `status`, `application/problem+json`, the
+/// problem `code` (which check refused it), and, where several checks share a code, that the
+/// `detail` contains `detail`.
+#[track_caller]
+pub fn assert_problem(r: &Response, status: u16, code: &str, detail: Option<&str>) {
+    let body = String::from_utf8_lossy(&r.body);
+    assert_eq!(r.status, status, "status of {body}");
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/problem+json"),
+        "{body}"
+    );
+    let v = r.json();
+    assert_eq!(v["code"], code, "code of {body}");
+    if let Some(fragment) = detail {
+        let d = v["detail"].as_str().unwrap_or("");
+        assert!(d.contains(fragment), "detail {d:?} lacks {fragment:?}");
     }
 }
 
