@@ -15,7 +15,7 @@
 //! - [`serve`] and [`admin`] are the control side: listeners, signals, health and metrics.
 
 pub use keyway_core::{
-    audit as audit_record, clock as calendar, config, error, http, keys, keytable, policy,
+    audit as audit_record, clock as calendar, config, error, fsutil, http, keys, keytable, policy,
     ratelimit,
 };
 
