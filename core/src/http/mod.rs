@@ -9,6 +9,7 @@
 pub mod chunked;
 pub mod date;
 pub mod headers;
+pub mod json;
 pub mod problem;
 /// The value of one hex digit (either case), for chunk sizes and percent-escapes.
 #[inline]
