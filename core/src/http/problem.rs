@@ -47,14 +47,8 @@ pub fn write_problem(out: &mut Vec<u8>, problem: Problem, extras: &ProblemExtras
     }
     w.header(b"Content-Type", b"application/problem+json");
     w.header_u64(b"Content-Length", body.len() as u64);
-    if problem.status() == 401 {
-        w.header(
-            b"WWW-Authenticate",
-            match problem {
-                Problem::MissingKey => b"Bearer realm=\"keyway\"".as_slice(),
-                _ => b"Bearer realm=\"keyway\", error=\"invalid_token\"".as_slice(),
-            },
-        );
+    if let Some(challenge) = problem.facts().challenge {
+        w.header(b"WWW-Authenticate", challenge);
     }
     if !extras.request_id.is_empty() {
         w.header(b"x-request-id", extras.request_id);
