@@ -56,16 +56,10 @@ fn replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    fn temp_dir(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("keyway-fsutil-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn replaces_leaving_no_temporary_file() {
-        let dir = temp_dir("replace");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let path = dir.join("state");
         for (write, text) in [
             (
@@ -79,7 +73,7 @@ mod tests {
             assert_eq!(std::fs::read(&path).unwrap(), text);
         }
         assert_eq!(
-            std::fs::read_dir(&dir).unwrap().count(),
+            std::fs::read_dir(dir).unwrap().count(),
             1,
             "no temporary file left"
         );
@@ -88,12 +82,12 @@ mod tests {
         File::create(&created).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&path), mode(&created));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn failures_leave_the_target_alone() {
-        let dir = temp_dir("fail");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         assert!(write_atomic(&dir.join("no-such-dir/x"), b"x").is_err());
         assert!(write_atomic(Path::new("/"), b"x").is_err());
         // A directory in the way: the rename fails and the temporary file goes.
@@ -102,10 +96,9 @@ mod tests {
         assert!(write_atomic_unsynced(&dir.join("taken"), b"x").is_err());
         assert_eq!(std::fs::read(dir.join("taken/inside")).unwrap(), b"keep");
         assert_eq!(
-            std::fs::read_dir(&dir).unwrap().count(),
+            std::fs::read_dir(dir).unwrap().count(),
             1,
             "no temporary file left"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
