@@ -18,7 +18,7 @@
 //! Imports point one way (`cli -> serve -> shard -> pipeline -> context -> upstream, metrics,
 //! audit, buffers -> keyway-core`); `tests/layering.rs` fails on any cycle.
 
-pub use keyway_core::{config, error, http, keys, keytable, policy, ratelimit};
+pub use keyway_core::{config, error, fsutil, http, keys, keytable, policy, ratelimit};
 
 pub mod admin;
 pub mod audit;

@@ -308,9 +308,7 @@ fn read_rate_state(path: &Path) -> Option<Arc<Vec<u8>>> {
 /// file), not of the machine. An `fsync` per second stalled behind other disk writes and let a
 /// SIGKILL lose more than a second of counts.
 fn write_rate_state(path: &Path, bytes: &[u8]) {
-    let tmp = path.with_extension("state.tmp");
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = result {
+    if let Err(e) = crate::fsutil::write_atomic_unsynced(path, bytes) {
         tracing::warn!(path = %path.display(), error = %e, "cannot persist the rate-limit state; counts since the last write would be lost on a crash");
     }
 }

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::net::IpAddr;
 
 use crate::clock::civil_from_days;
+use crate::http::json::push_bytes_escaped;
 
 /// What one finished request leaves in the audit log (DESIGN §7). Byte fields are written as
 /// JSON strings; an empty one is written as `null` (no key, no route, no upstream). Never a
@@ -97,37 +98,8 @@ fn field_str(out: &mut Vec<u8>, name: &str, value: &[u8]) {
         return;
     }
     out.push(b'"');
-    escape(value, out);
+    push_bytes_escaped(out, value);
     out.push(b'"');
-}
-
-/// JSON string escaping. Bytes outside printable ASCII (which the parser never lets into a
-/// path or method) are written as `\u00XX`, so every line is valid UTF-8 whatever the input.
-fn escape(value: &[u8], out: &mut Vec<u8>) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    // The usual case (ids, names, paths): nothing to escape, one copy.
-    if value
-        .iter()
-        .all(|&b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\')
-    {
-        out.extend_from_slice(value);
-        return;
-    }
-    for &b in value {
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            0x20..=0x7e => out.push(b),
-            _ => out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 15)],
-            ]),
-        }
-    }
 }
 
 /// RFC 3339 UTC with milliseconds: `2026-11-28T00:19:53.123Z`.

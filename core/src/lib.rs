@@ -59,6 +59,7 @@ pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod fsutil;
 pub mod http;
 pub mod keys;
 pub mod keytable;

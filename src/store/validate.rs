@@ -7,15 +7,11 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::{Result, StoreError};
+use crate::http::is_tchar;
 use crate::keys::model::{Credits, KeySpec, LimitSpec, PlanSpec, Window};
 
 fn invalid(msg: String) -> StoreError {
     StoreError::Invalid(msg)
-}
-
-/// RFC 9110 `tchar`: what a header name or a method may be made of.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Ids, plan names and upstream names: 1-64 of `A-Z a-z 0-9 _ . -`.

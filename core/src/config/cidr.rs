@@ -3,6 +3,8 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
 /// An IP network such as `10.0.0.0/8` or `::1/128`. Host bits are always zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Cidr {
@@ -11,7 +13,9 @@ pub struct Cidr {
 }
 
 impl Cidr {
-    /// Parses `ADDR/LEN`, or a bare address as a single host (`/32` or `/128`).
+    /// Parses `ADDR/LEN`, or a bare address as a single host (`/32` or `/128`). The address
+    /// is read by std (which refuses octal-looking `010.0.0.1`, unlike ipnet's own parser);
+    /// ipnet checks the length and finds the network.
     pub fn parse(text: &str) -> Result<Cidr, CidrError> {
         let (addr_text, len_text) = match text.split_once('/') {
             Some((a, l)) => (a, Some(l)),
@@ -23,28 +27,31 @@ impl Cidr {
                 "write e.g. \"10.0.0.0/8\", \"::1/128\" or a single IP".to_owned(),
             )
         })?;
-        let max = max_len(addr);
-        let prefix_len = match len_text {
-            None => max,
-            Some(l) => match l.parse::<u8>() {
-                Ok(n) if n <= max && !l.starts_with('+') => n,
-                _ => {
-                    return Err(CidrError::new(
+        let net = match len_text {
+            None => IpNet::from(addr),
+            Some(l) => l
+                .parse::<u8>()
+                .ok()
+                .filter(|_| !l.starts_with('+'))
+                .and_then(|n| IpNet::new(addr, n).ok())
+                .ok_or_else(|| {
+                    let max = if addr.is_ipv4() { 32 } else { 128 };
+                    CidrError::new(
                         format!("{text:?} has a bad prefix length"),
                         format!("write a number from 0 to {max} after the '/'"),
-                    ))
-                }
-            },
+                    )
+                })?,
         };
-        let cidr = Cidr { addr, prefix_len };
-        let net = cidr.network();
-        if net != addr {
+        if net.trunc() != net {
             return Err(CidrError::new(
                 format!("{text:?} has host bits set"),
-                format!("did you mean \"{net}/{prefix_len}\"?"),
+                format!("did you mean \"{}\"?", net.trunc()),
             ));
         }
-        Ok(cidr)
+        Ok(Cidr {
+            addr,
+            prefix_len: net.prefix_len(),
+        })
     }
 
     /// True when `ip` lies in this block. An IPv4-mapped IPv6 address
@@ -60,20 +67,14 @@ impl Cidr {
                 } else {
                     self.prefix_len
                 };
-                mask32(u32::from(net), len) == mask32(u32::from(ip), len)
+                let mask = mask32(len);
+                u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                mask128(u128::from(net), self.prefix_len)
-                    == mask128(u128::from(ip), self.prefix_len)
+                let mask = mask128(self.prefix_len);
+                u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
-        }
-    }
-
-    fn network(&self) -> IpAddr {
-        match self.addr {
-            IpAddr::V4(a) => IpAddr::V4(mask32(u32::from(a), self.prefix_len).into()),
-            IpAddr::V6(a) => IpAddr::V6(mask128(u128::from(a), self.prefix_len).into()),
         }
     }
 }
@@ -105,25 +106,17 @@ impl fmt::Display for Cidr {
     }
 }
 
-fn max_len(addr: IpAddr) -> u8 {
-    if addr.is_ipv4() {
-        32
-    } else {
-        128
-    }
-}
-
-fn mask32(v: u32, len: u8) -> u32 {
-    v.checked_shr(32 - u32::from(len))
-        .unwrap_or(0)
-        .checked_shl(32 - u32::from(len))
+/// The netmask of an IPv4 block of `len` bits (a length over 32 counts as 32).
+pub(crate) fn mask32(len: u8) -> u32 {
+    u32::MAX
+        .checked_shl(32 - u32::from(len.min(32)))
         .unwrap_or(0)
 }
 
-fn mask128(v: u128, len: u8) -> u128 {
-    v.checked_shr(128 - u32::from(len))
-        .unwrap_or(0)
-        .checked_shl(128 - u32::from(len))
+/// The netmask of an IPv6 block of `len` bits (a length over 128 counts as 128).
+pub(crate) fn mask128(len: u8) -> u128 {
+    u128::MAX
+        .checked_shl(128 - u32::from(len.min(128)))
         .unwrap_or(0)
 }
 
@@ -154,6 +147,12 @@ mod tests {
         assert!(err("::/129").contains("from 0 to 128"));
         assert!(err("10.0.0.0/").contains("prefix length"));
         assert!(err("10.0.0.0/+8").contains("prefix length"));
+        assert!(err("10.0.0.0/x").contains("from 0 to 32"));
+        assert!(
+            err("010.0.0.0/8").contains("not a CIDR block"),
+            "octal-looking"
+        );
+        assert!(err("::ffff:10.1.0.0/104").contains("\"::ffff:10.0.0.0/104\""));
         assert!(err("ten/8").contains("not a CIDR block"));
         assert!(err("").contains("not a CIDR block"));
         assert_eq!(

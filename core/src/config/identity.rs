@@ -185,9 +185,7 @@ fn header_name(cx: &Ctx, key: &str, v: &Opt<String>, default: &str) -> Result<St
 
 /// RFC 9110 `token`: the characters allowed in a header name.
 pub fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty() && s.bytes().all(crate::http::is_tchar)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! `FILE:LINE: what is wrong; what to do`. This module does no I/O beyond
 //! reading the file: no sockets, no threads, no clock.
 
-mod cidr;
+pub(crate) mod cidr;
 mod error;
 mod identity;
 mod raw;

@@ -9,6 +9,7 @@
 pub mod chunked;
 pub mod date;
 pub mod headers;
+pub mod json;
 pub mod problem;
 /// The value of one hex digit (either case), for chunk sizes and percent-escapes.
 #[inline]
@@ -132,7 +133,16 @@ pub fn is_valid_value(value: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::Span;
+    use super::{is_tchar, Span};
+
+    #[test]
+    fn tchar_is_rfc_9110s_list() {
+        // RFC 9110 section 5.6.2, as written there: the one definition every caller shares.
+        for b in 0..=u8::MAX {
+            let spec = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            assert_eq!(is_tchar(b), spec, "byte {b:#04x}");
+        }
+    }
 
     #[test]
     fn spans_only_come_from_inside_the_buffer() {

@@ -1,5 +1,6 @@
 //! Canned answers: the `application/problem+json` (RFC 9457) response for every refusal.
 
+use super::json::push_str_escaped;
 use super::write::HeadWriter;
 use crate::error::Problem;
 
@@ -20,23 +21,24 @@ pub struct ProblemExtras<'a> {
 
 /// Appends the whole response (head and body) for `problem` to `out`.
 pub fn write_problem(out: &mut Vec<u8>, problem: Problem, extras: &ProblemExtras<'_>) {
-    let mut body = String::with_capacity(192);
-    body.push_str("{\"type\":\"urn:keyway:problem:");
-    body.push_str(problem.code());
-    body.push_str("\",\"title\":\"");
-    body.push_str(problem.title());
-    body.push_str("\",\"status\":");
-    body.push_str(itoa::Buffer::new().format(problem.status()));
-    body.push_str(",\"detail\":");
-    json_string(&mut body, extras.detail);
-    body.push_str(",\"code\":\"");
-    body.push_str(problem.code());
-    body.push('"');
+    let mut body = Vec::with_capacity(192);
+    body.extend_from_slice(b"{\"type\":\"urn:keyway:problem:");
+    body.extend_from_slice(problem.code().as_bytes());
+    body.extend_from_slice(b"\",\"title\":\"");
+    body.extend_from_slice(problem.title().as_bytes());
+    body.extend_from_slice(b"\",\"status\":");
+    body.extend_from_slice(itoa::Buffer::new().format(problem.status()).as_bytes());
+    body.extend_from_slice(b",\"detail\":\"");
+    push_str_escaped(&mut body, extras.detail);
+    body.extend_from_slice(b"\",\"code\":\"");
+    body.extend_from_slice(problem.code().as_bytes());
+    body.push(b'"');
     if !extras.request_id.is_empty() {
-        body.push_str(",\"request_id\":");
-        json_string(&mut body, &String::from_utf8_lossy(extras.request_id));
+        body.extend_from_slice(b",\"request_id\":\"");
+        push_str_escaped(&mut body, &String::from_utf8_lossy(extras.request_id));
+        body.push(b'"');
     }
-    body.push_str("}\n");
+    body.extend_from_slice(b"}\n");
 
     let mut w = HeadWriter::new(out);
     w.status_line(problem.status(), b"");
@@ -45,14 +47,8 @@ pub fn write_problem(out: &mut Vec<u8>, problem: Problem, extras: &ProblemExtras
     }
     w.header(b"Content-Type", b"application/problem+json");
     w.header_u64(b"Content-Length", body.len() as u64);
-    if problem.status() == 401 {
-        w.header(
-            b"WWW-Authenticate",
-            match problem {
-                Problem::MissingKey => b"Bearer realm=\"keyway\"".as_slice(),
-                _ => b"Bearer realm=\"keyway\", error=\"invalid_token\"".as_slice(),
-            },
-        );
+    if let Some(challenge) = problem.facts().challenge {
+        w.header(b"WWW-Authenticate", challenge);
     }
     if !extras.request_id.is_empty() {
         w.header(b"x-request-id", extras.request_id);
@@ -65,26 +61,7 @@ pub fn write_problem(out: &mut Vec<u8>, problem: Problem, extras: &ProblemExtras
         w.header(b"Connection", b"close");
     }
     w.end();
-    out.extend_from_slice(body.as_bytes());
-}
-
-/// Appends `s` as a JSON string literal.
-pub fn json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    out.extend_from_slice(&body);
 }
 
 #[cfg(test)]

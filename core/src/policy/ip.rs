@@ -5,6 +5,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use crate::config::cidr::{mask128, mask32};
 use crate::config::Cidr;
 
 /// Compiled CIDR allowlist, masks precomputed. Empty = any address.
@@ -97,16 +98,12 @@ impl IpAllowlist {
 }
 
 fn net32(addr: u32, len: u8) -> (u32, u32) {
-    let mask = u32::MAX
-        .checked_shl(32 - u32::from(len.min(32)))
-        .unwrap_or(0);
+    let mask = mask32(len);
     (addr & mask, mask)
 }
 
 fn net128(addr: u128, len: u8) -> (u128, u128) {
-    let mask = u128::MAX
-        .checked_shl(128 - u32::from(len.min(128)))
-        .unwrap_or(0);
+    let mask = mask128(len);
     (addr & mask, mask)
 }
 

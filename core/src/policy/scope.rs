@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use crate::http::is_tchar;
+
 /// A compiled path pattern is a list of parts, then its end ([`Scope::rest`]). Each `*`
 /// segment follows a literal ending in `/` (consecutive literal segments are one literal), so
 /// a pattern is always literal, `*`, literal, `*`, ... and a part is a literal and whether a
@@ -509,11 +511,6 @@ impl ScopeSet {
             });
         }
     }
-}
-
-/// RFC 9110 `tchar`.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Malformed scopes, one per rule of the grammar: the compiler's tests and the CLI's

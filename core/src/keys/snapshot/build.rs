@@ -1,11 +1,9 @@
-//! Compiles plans and keys into a snapshot file's bytes (header + archive, index included)
-//! and writes files atomically. Refuses inconsistent input, naming keys by id only.
+//! Compiles plans and keys into a snapshot file's bytes (header + archive, index included),
+//! which [`crate::fsutil::write_atomic`] puts on disk. Refuses inconsistent input, naming keys
+//! by id only.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::io::{self, Write};
-use std::path::Path;
 
 use super::schema::{
     home, refill_code, window_code, Extras, GraceRecord, Header, KeyRecord, LimitRecord,
@@ -413,38 +411,4 @@ pub fn reseal(bytes: &mut [u8]) {
     };
     let h = Header::parse(first);
     seal(bytes, h.generation, h.created_at, h.key_count, h.plan_count);
-}
-
-/// Writes `bytes` to `path` so that readers see the old file or the new one, never a mix:
-/// a temporary file in the same directory, fsync, rename over `path`, fsync the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let name = path.file_name().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "snapshot path has no file name",
-        )
-    })?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp.{}.{nanos}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let written = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    File::open(dir)?.sync_all()
 }

@@ -15,7 +15,8 @@ mod tests;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use build::{build, reseal, write_atomic};
+pub use crate::fsutil::write_atomic;
+pub use build::{build, reseal};
 pub use load::Snapshot;
 pub use schema::{FORMAT_VERSION, HEADER_LEN, MAGIC};
 pub use view::{KeyView, PlanView};
