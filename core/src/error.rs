@@ -62,8 +62,7 @@ macro_rules! problems {
     (@closes keep) => { false };
 }
 
-// VersionNotSupported counts as an upstream fault (a 5xx outside the gateway's own list);
-// kept as it was when this table replaced the parallel matches.
+// VersionNotSupported is a 5xx but the client's fault: it is the client's HTTP version.
 #[rustfmt::skip]
 problems! {
     BadRequest          => 400, "bad_request",                "Bad request",                       Client,   close, NO_CHALLENGE;
@@ -71,7 +70,7 @@ problems! {
     HeadersTooLarge     => 431, "headers_too_large",          "Request head too large",            Client,   close, NO_CHALLENGE;
     RequestTimeout      => 408, "request_timeout",            "Request timeout",                   Client,   close, NO_CHALLENGE;
     BodyTooLarge        => 413, "body_too_large",             "Request body too large",            Client,   close, NO_CHALLENGE;
-    VersionNotSupported => 505, "http_version_not_supported", "HTTP version not supported",        Upstream, close, NO_CHALLENGE;
+    VersionNotSupported => 505, "http_version_not_supported", "HTTP version not supported",        Client,   close, NO_CHALLENGE;
     MethodNotAllowed    => 405, "method_not_allowed",         "Method not allowed",                Client,   close, NO_CHALLENGE;
     ExpectationFailed   => 417, "expectation_failed",         "Expectation failed",                Client,   keep,  NO_CHALLENGE;
     NoRoute             => 404, "no_route",                   "No route for this path",            Client,   keep,  NO_CHALLENGE;

@@ -71,13 +71,18 @@ pub fn scope(s: &str) -> Result<()> {
 /// Parses an allowlist entry: a CIDR, or a bare address meaning just that address.
 /// Returns the canonical form (host bits cleared), which is what is stored.
 pub fn normalize_cidr(s: &str) -> Result<String> {
+    let bad = || {
+        invalid(format!(
+            "bad --allow-ip {s:?}: write a CIDR (10.0.0.0/8, 2001:db8::/32) or an address"
+        ))
+    };
+    // The address is read as the gateway's allowlist reads it (std's strict parser: no
+    // leading-zero octets), so the store never holds an entry the gateway would refuse.
+    let addr = s.split_once('/').map_or(s, |(a, _)| a);
+    addr.parse::<IpAddr>().map_err(|_| bad())?;
     let net = match s.parse::<IpNet>() {
         Ok(net) => net,
-        Err(_) => s.parse::<IpAddr>().map(IpNet::from).map_err(|_| {
-            invalid(format!(
-                "bad --allow-ip {s:?}: write a CIDR (10.0.0.0/8, 2001:db8::/32) or an address"
-            ))
-        })?,
+        Err(_) => s.parse::<IpAddr>().map(IpNet::from).map_err(|_| bad())?,
     };
     Ok(net.trunc().to_string())
 }
@@ -251,6 +256,9 @@ mod tests {
         assert_eq!(normalize_cidr("192.0.2.7").unwrap(), "192.0.2.7/32");
         assert_eq!(normalize_cidr("2001:db8::1/32").unwrap(), "2001:db8::/32");
         assert_eq!(normalize_cidr("::1").unwrap(), "::1/128");
+        // What the gateway's allowlist would refuse, the store refuses too.
+        assert!(normalize_cidr("010.0.0.1/8").is_err());
+        assert!(normalize_cidr("010.0.0.1").is_err());
         for bad in ["", "10.0.0.0/33", "example.com", "10.0.0/8"] {
             assert!(normalize_cidr(bad).is_err(), "{bad}");
         }
