@@ -7,7 +7,9 @@
 //! - **slow reader**: a request for a large response with a 4 KiB receive buffer, then one
 //!   byte read a second.
 //!
-//! It measures nothing itself: it reports how many connections each kind opened and what the
+//! Connections start spread over the first interval, so their bytes arrive spread in time as
+//! independent clients' would (`--lockstep`: all at once, every byte of every connection in
+//! the same instant). It measures nothing itself: it reports how many connections each kind opened and what the
 //! target answered them, so a run shows the defences fired (408s, cut connections).
 
 use std::collections::BTreeMap;
@@ -35,6 +37,10 @@ pub struct AttackConfig {
     pub duration: Duration,
     /// Seconds between two bytes sent or read.
     pub interval: Duration,
+    /// All connections start at once and send in lockstep (each byte of every connection in
+    /// the same instant); otherwise their starts are spread over the first interval, as
+    /// independent clients would be.
+    pub lockstep: bool,
     pub json: bool,
 }
 
@@ -84,10 +90,16 @@ pub fn run(cfg: AttackConfig) -> Result<(), String> {
         (Kind::SlowBody, cfg.slow_body),
         (Kind::SlowRead, cfg.slow_read),
     ];
+    let total = (cfg.trickle + cfg.slow_body + cfg.slow_read).max(1);
     let mut n = 0usize;
     for (kind, count) in plan {
         for _ in 0..count {
             let source = cfg.sources[n % cfg.sources.len()];
+            let phase = if cfg.lockstep {
+                Duration::ZERO
+            } else {
+                cfg.interval.mul_f64(n as f64 / total as f64)
+            };
             n += 1;
             let cfg = cfg.clone();
             let tallies = tallies.clone();
@@ -95,6 +107,7 @@ pub fn run(cfg: AttackConfig) -> Result<(), String> {
                 .name(format!("attack-{}", kind.label()))
                 .stack_size(64 * 1024)
                 .spawn(move || {
+                    std::thread::sleep(phase);
                     while Instant::now() < end {
                         let tally = &tallies[&kind];
                         match connect(source, cfg.target) {

@@ -71,6 +71,10 @@ struct AttackArgs {
     /// Pause between two bytes sent or read.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     interval: Duration,
+    /// Start every connection at once and send in lockstep (default: starts spread over the
+    /// first interval, as independent clients).
+    #[arg(long)]
+    lockstep: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -335,6 +339,7 @@ fn attack_config(a: AttackArgs) -> Result<attack::AttackConfig, String> {
         headers,
         duration: a.duration,
         interval: a.interval,
+        lockstep: a.lockstep,
         json: a.json,
     })
 }
