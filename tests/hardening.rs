@@ -87,9 +87,14 @@ fn a_refusal_carries_the_request_id_of_its_audit_record() {
         1,
     );
     let no_route = get(gw.addr, "/elsewhere", "");
-    assert_eq!(no_route.status, 404);
+    assert_problem(
+        &no_route,
+        404,
+        "no_route",
+        Some("no route matches this path"),
+    );
     let unparsed = exchange(gw.addr, b"GET /v1/ HTTP/1.1\r\n\r\n");
-    assert_eq!(unparsed.status, 400);
+    assert_problem(&unparsed, 400, "bad_request", Some("Host header missing"));
     let lines = audit_lines(&gw.dir.path().join("audit.jsonl"), 2);
     assert_eq!(lines.len(), 2, "{lines:?}");
     for (answer, line) in [no_route, unparsed].iter().zip(&lines) {
