@@ -128,7 +128,12 @@ fn the_head_deadline_starts_with_the_heads_first_byte_not_the_idle_wait() {
     std::thread::sleep(std::time::Duration::from_millis(850));
     let _ = std::io::Write::write_all(&mut c.stream, b"Host: t\r\n\r\n");
     let r = c.read_response("GET");
-    assert_problem(&r, 408, "request_timeout", None);
+    assert_problem(
+        &r,
+        408,
+        "request_timeout",
+        Some("request head not received in time"),
+    );
 }
 
 #[test]
