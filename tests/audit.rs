@@ -58,12 +58,19 @@ fn every_request_leaves_one_line_and_no_secret() {
         )
         .as_bytes(),
     );
-    assert_eq!(r.status, 403);
-    assert_eq!(get(gw.addr, "/v1/orders", "").status, 401);
+    assert_problem(
+        &r,
+        403,
+        "insufficient_scope",
+        Some("POST /v1/orders is not within this key's scopes"),
+    );
+    assert_problem(&get(gw.addr, "/v1/orders", ""), 401, "missing_key", None);
     assert_eq!(get(gw.addr, "/v1/orders", &key).status, 200);
-    assert_eq!(
-        exchange(gw.addr, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").status,
-        400
+    assert_problem(
+        &exchange(gw.addr, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+        400,
+        "bad_request",
+        Some("Host header repeated"),
     );
 
     let before = wait_lines(&log, 5);

@@ -87,9 +87,14 @@ fn a_refusal_carries_the_request_id_of_its_audit_record() {
         1,
     );
     let no_route = get(gw.addr, "/elsewhere", "");
-    assert_eq!(no_route.status, 404);
+    assert_problem(
+        &no_route,
+        404,
+        "no_route",
+        Some("no route matches this path"),
+    );
     let unparsed = exchange(gw.addr, b"GET /v1/ HTTP/1.1\r\n\r\n");
-    assert_eq!(unparsed.status, 400);
+    assert_problem(&unparsed, 400, "bad_request", Some("Host header missing"));
     let lines = audit_lines(&gw.dir.path().join("audit.jsonl"), 2);
     assert_eq!(lines.len(), 2, "{lines:?}");
     for (answer, line) in [no_route, unparsed].iter().zip(&lines) {
@@ -123,7 +128,12 @@ fn the_head_deadline_starts_with_the_heads_first_byte_not_the_idle_wait() {
     std::thread::sleep(std::time::Duration::from_millis(850));
     let _ = std::io::Write::write_all(&mut c.stream, b"Host: t\r\n\r\n");
     let r = c.read_response("GET");
-    assert_problem(&r, 408, "request_timeout", None);
+    assert_problem(
+        &r,
+        408,
+        "request_timeout",
+        Some("request head not received in time"),
+    );
 }
 
 #[test]

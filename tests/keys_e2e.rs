@@ -100,7 +100,12 @@ fn create_build_reload_then_revoke() {
     let s = Setup::new();
     let (id, secret) = s.create(&["--name", "ci"]);
     // Before the first snapshot the keyed route cannot be served.
-    assert_eq!(s.call(&format!("x-api-key: {secret}\r\n")).status, 503);
+    assert_problem(
+        &s.call(&format!("x-api-key: {secret}\r\n")),
+        503,
+        "keys_unavailable",
+        Some("no key table is loaded"),
+    );
     s.publish();
     let (status, body) = admin_get(s.gw.admin, "/readyz");
     assert_eq!(status, 200, "{body}");
@@ -123,8 +128,12 @@ fn create_build_reload_then_revoke() {
     ok(s.config(), &["keys", "revoke", &id]);
     s.publish();
     let r = s.call(&format!("x-api-key: {secret}\r\n"));
-    assert_eq!(r.status, 401);
-    assert_eq!(r.json()["code"], "key_revoked");
+    assert_problem(
+        &r,
+        401,
+        "key_revoked",
+        Some("the API key was revoked or rotated"),
+    );
     assert!(r.header("www-authenticate").is_some());
 }
 
@@ -203,7 +212,13 @@ fn expect_continue_checks_the_key_first() {
     let mut c = Client::connect(s.gw.addr);
     c.send(b"POST /v1/x HTTP/1.1\r\nHost: t\r\nx-api-key: nope\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
     let r = c.read_response("POST");
-    assert_eq!(r.status, 401, "the final status, no 100 Continue");
+    // The final status, no 100 Continue.
+    assert_problem(
+        &r,
+        401,
+        "malformed_key",
+        Some("the API key is not of a valid format"),
+    );
     let mut c = Client::connect(s.gw.addr);
     c.send(format!("POST /v1/x HTTP/1.1\r\nHost: t\r\nx-api-key: {secret}\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n").as_bytes());
     assert_eq!(c.read_response("POST").status, 100);
@@ -389,7 +404,12 @@ fn no_secret_in_logs_listings_or_store() {
     let (id, secret) = s.create(&["--meta", "team=billing"]);
     s.publish();
     assert_eq!(s.call(&format!("x-api-key: {secret}\r\n")).status, 200);
-    assert_eq!(s.call(&format!("x-api-key: {secret}x\r\n")).status, 401);
+    assert_problem(
+        &s.call(&format!("x-api-key: {secret}x\r\n")),
+        401,
+        "malformed_key",
+        Some("the API key is not of a valid format"),
+    );
     let listing = ok(s.config(), &["keys", "list"]) + &ok(s.config(), &["keys", "show", &id]);
     let json = ok(s.config(), &["keys", "list", "--json"])
         + &ok(s.config(), &["keys", "show", &id, "--json"]);

@@ -471,15 +471,93 @@ impl Client {
         }
     }
 
-    /// Whether the server closed the connection (reads EOF within the timeout).
+    /// Whether the server closed the connection with nothing more to say: the next read
+    /// (within 5 s) is EOF or a reset. Stray bytes, or a read that times out with the
+    /// connection still open, are not a close.
     pub fn is_closed(&mut self) -> bool {
         self.stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
         let mut b = [0u8; 1];
-        let closed = matches!(self.stream.read(&mut b), Ok(0) | Err(_));
+        let read = self.stream.read(&mut b);
         self.stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        closed
+        match read {
+            Ok(0) => true,
+            Err(e) => is_reset(&e),
+            Ok(_) => false,
+        }
+    }
+
+    /// Every byte still to come (with any not yet consumed) until the server closes the
+    /// connection; panics if it is still open after `IO_TIMEOUT`. For answers that must be
+    /// cut: `parse_cut` tells what was relayed before the close.
+    pub fn read_until_closed(&mut self) -> Vec<u8> {
+        let mut out = std::mem::take(&mut self.buf);
+        let mut chunk = [0u8; 65536];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return out,
+                Ok(n) => out.extend_from_slice(&chunk[..n]),
+                Err(e) if is_reset(&e) => return out,
+                Err(e) => panic!(
+                    "the connection was not closed ({e}) after {} bytes",
+                    out.len()
+                ),
+            }
+        }
+    }
+}
+
+/// A read error that means the peer closed the connection (not a timeout).
+pub fn is_reset(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe)
+}
+
+/// A response cut before its end: the status and `Content-Length` of the head that was
+/// relayed, and the body bytes that came before the connection closed.
+#[derive(Debug)]
+pub struct Cut {
+    pub status: u16,
+    pub content_length: usize,
+    pub body: Vec<u8>,
+}
+
+/// Reads `raw` (all a connection received before it closed, see
+/// `Client::read_until_closed`) as one response head with a `Content-Length` and a body
+/// shorter than it; panics naming what else it is (nothing, a bare head, a whole answer).
+#[track_caller]
+pub fn parse_cut(raw: &[u8]) -> Cut {
+    let text = String::from_utf8_lossy(&raw[..raw.len().min(300)]).to_string();
+    assert!(!raw.is_empty(), "closed without any answer");
+    let mut hs = [httparse::EMPTY_HEADER; 64];
+    let mut r = httparse::Response::new(&mut hs);
+    let head_len = match r.parse(raw).expect("valid response head") {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => panic!("closed within the response head: {text:?}"),
+    };
+    let content_length: usize = r
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .map(|h| {
+            std::str::from_utf8(h.value)
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        })
+        .unwrap_or_else(|| panic!("no Content-Length in the relayed head: {text:?}"));
+    let body = raw[head_len..].to_vec();
+    assert!(
+        body.len() < content_length,
+        "the whole answer arrived ({} of {content_length} bytes): not cut",
+        body.len()
+    );
+    Cut {
+        status: r.code.unwrap(),
+        content_length,
+        body,
     }
 }
 
