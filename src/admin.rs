@@ -190,7 +190,7 @@ fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
 
 fn respond(stream: &mut TcpStream, status: u16, ctype: &str, body: &str) -> std::io::Result<()> {
     let reason = crate::http::write::reason_phrase(status);
-    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+    let date = httpdate::fmt_http_date(crate::clock::system_now());
     let head = format!(
         "HTTP/1.1 {status} {reason}\r\nDate: {date}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()

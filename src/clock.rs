@@ -10,8 +10,14 @@ pub fn unix_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Unix seconds (key validity, created_at stamps).
 pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Wall time, for formatting (the admin listener's `Date`).
+pub fn system_now() -> SystemTime {
+    SystemTime::now()
 }

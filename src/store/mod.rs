@@ -128,12 +128,7 @@ impl Store {
     }
 }
 
-/// The current time in unix seconds.
-pub(crate) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
+pub(crate) use crate::clock::unix_now;
 
 #[cfg(test)]
 pub(crate) mod test_util {

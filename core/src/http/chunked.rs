@@ -24,7 +24,9 @@ pub enum ChunkedError {
 impl ChunkedError {
     pub fn detail(self) -> &'static str {
         match self {
-            ChunkedError::EmptySize => "chunk size missing",
+            ChunkedError::EmptySize => {
+                "chunk size missing: a chunk line must start with hex digits"
+            }
             ChunkedError::SizeTooLong => "chunk size longer than 16 hex digits",
             ChunkedError::BadSizeByte => "chunk size is not hexadecimal",
             ChunkedError::BadExtension => "invalid chunk extension",
