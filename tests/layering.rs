@@ -71,30 +71,25 @@ fn crate_paths(text: &str) -> BTreeSet<String> {
 fn graph(src: &Path) -> Graph {
     let mut files = Vec::new();
     rust_files(src, &mut files);
-    let mut modules = BTreeSet::new();
-    for f in &files {
+    // The top-level module a file belongs to: `src/a.rs` and `src/a/**` are `a`.
+    let top = |f: &Path| -> String {
         let rel = f.strip_prefix(src).unwrap();
-        let top = rel
+        let first = rel
             .components()
             .next()
             .unwrap()
             .as_os_str()
             .to_string_lossy();
-        let top = top.trim_end_matches(".rs").to_string();
-        if top != "lib" && top != "main" {
-            modules.insert(top);
-        }
-    }
+        first.trim_end_matches(".rs").to_string()
+    };
+    let modules: BTreeSet<String> = files
+        .iter()
+        .map(|f| top(f))
+        .filter(|m| m != "lib" && m != "main")
+        .collect();
     let mut g = Graph::new();
     for f in &files {
-        let rel = f.strip_prefix(src).unwrap();
-        let top = rel
-            .components()
-            .next()
-            .unwrap()
-            .as_os_str()
-            .to_string_lossy();
-        let top = top.trim_end_matches(".rs").to_string();
+        let top = top(f);
         if !modules.contains(&top) {
             continue;
         }

@@ -7,43 +7,11 @@
 //! The first byte is the piece size the input arrives in (0 = all at once).
 #![no_main]
 
-use keyway_core::http::chunked::{ChunkedDecoder, ChunkedError, LAST_CHUNK};
-use keyway_core::http::write::push_chunk;
+use keyway_core::http::chunked::{relay_model, ChunkedError, Relayed};
 use libfuzzer_sys::fuzz_target;
 
-struct Relayed {
-    body: Vec<u8>,
-    rechunked: Vec<u8>,
-    done: bool,
-    left: usize,
-}
-
 fn relay(input: &[u8], piece: usize) -> Result<Relayed, ChunkedError> {
-    let mut dec = ChunkedDecoder::new();
-    let (mut pending, mut body, mut rechunked) = (Vec::new(), Vec::new(), Vec::new());
-    for part in input.chunks(piece.max(1)) {
-        pending.extend_from_slice(part);
-        while !pending.is_empty() && !dec.is_done() {
-            let d = dec.decode(&pending)?;
-            assert!(d.consumed <= pending.len());
-            assert!(d.consumed > 0 || d.done, "no progress");
-            if let Some((a, b)) = d.data {
-                assert!(a < b && b <= d.consumed);
-                body.extend_from_slice(&pending[a..b]);
-                push_chunk(&mut rechunked, &pending[a..b]);
-            }
-            pending.drain(..d.consumed);
-        }
-    }
-    if dec.is_done() {
-        rechunked.extend_from_slice(LAST_CHUNK);
-    }
-    Ok(Relayed {
-        body,
-        rechunked,
-        done: dec.is_done(),
-        left: pending.len(),
-    })
+    relay_model(input.chunks(piece.max(1)))
 }
 
 fuzz_target!(|input: &[u8]| {

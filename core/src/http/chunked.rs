@@ -227,6 +227,55 @@ pub fn chunk_header(len: usize, out: &mut [u8; 18]) -> usize {
 /// The last chunk with an empty trailer section.
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
+/// What decoding a chunked body found, driven as the relay drives the decoder: the body, the
+/// body re-chunked for the client, whether the last chunk and trailers were read, and how
+/// many bytes were left after them.
+#[derive(Debug)]
+pub struct Relayed {
+    pub body: Vec<u8>,
+    pub rechunked: Vec<u8>,
+    pub done: bool,
+    pub left: usize,
+}
+
+/// The reference use of the decoder that the property tests and the `chunked_response` fuzz
+/// target check against: `parts` arrive one after another and whatever is pending is decoded
+/// until it is used up or the body ends, as `relay_body` does; data is re-framed with
+/// `push_chunk`. Not for the request path (it allocates). Panics when the decoder breaks its
+/// contract: a data range outside what it consumed, or no progress on pending bytes.
+pub fn relay_model<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> Result<Relayed, ChunkedError> {
+    use super::write::push_chunk;
+    let mut dec = ChunkedDecoder::new();
+    let (mut pending, mut body, mut rechunked) = (Vec::new(), Vec::new(), Vec::new());
+    for part in parts {
+        pending.extend_from_slice(part);
+        while !pending.is_empty() && !dec.is_done() {
+            let d = dec.decode(&pending)?;
+            assert!(d.consumed <= pending.len());
+            assert!(
+                d.consumed > 0 || d.done,
+                "no progress on {} bytes",
+                pending.len()
+            );
+            if let Some((a, b)) = d.data {
+                assert!(a < b && b <= d.consumed, "{a}..{b} of {}", d.consumed);
+                body.extend_from_slice(&pending[a..b]);
+                push_chunk(&mut rechunked, &pending[a..b]);
+            }
+            pending.drain(..d.consumed);
+        }
+    }
+    if dec.is_done() {
+        rechunked.extend_from_slice(LAST_CHUNK);
+    }
+    Ok(Relayed {
+        body,
+        rechunked,
+        done: dec.is_done(),
+        left: pending.len(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,20 +3,9 @@
 
 use super::config;
 use super::gen::{mutate, noise, pick};
-use crate::http::chunked::{ChunkedDecoder, ChunkedError, LAST_CHUNK};
-use crate::http::write::push_chunk;
+use crate::http::chunked::{relay_model, ChunkedError, Relayed};
 use proptest::collection::vec;
 use proptest::prelude::*;
-
-/// What decoding found: the body, the body re-chunked as the relay does, whether the last
-/// chunk and trailers were read, and how many bytes were left after them.
-#[derive(Debug)]
-struct Relayed {
-    body: Vec<u8>,
-    rechunked: Vec<u8>,
-    done: bool,
-    left: usize,
-}
 
 fn meaning(r: &Result<Relayed, ChunkedError>) -> Result<(&[u8], bool, usize), ChunkedError> {
     r.as_ref()
@@ -25,42 +14,18 @@ fn meaning(r: &Result<Relayed, ChunkedError>) -> Result<(&[u8], bool, usize), Ch
 }
 
 /// Decodes `input` arriving in the pieces cut at `cuts`, the way `relay_body` drives the
-/// decoder: whatever is pending is decoded until it is used up or the body ends.
+/// decoder ([`relay_model`]).
 fn relay(input: &[u8], cuts: &[usize]) -> Result<Relayed, ChunkedError> {
     let mut points: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
     points.push(input.len());
     points.sort_unstable();
-    let mut dec = ChunkedDecoder::new();
-    let (mut pending, mut body, mut rechunked) = (Vec::new(), Vec::new(), Vec::new());
     let mut from = 0;
-    for to in points {
-        pending.extend_from_slice(&input[from..to]);
+    let parts = points.into_iter().map(|to| {
+        let part = &input[from..to];
         from = to;
-        while !pending.is_empty() && !dec.is_done() {
-            let d = dec.decode(&pending)?;
-            assert!(d.consumed <= pending.len());
-            assert!(
-                d.consumed > 0 || d.done,
-                "no progress on {} bytes",
-                pending.len()
-            );
-            if let Some((a, b)) = d.data {
-                assert!(a < b && b <= d.consumed, "{a}..{b} of {}", d.consumed);
-                body.extend_from_slice(&pending[a..b]);
-                push_chunk(&mut rechunked, &pending[a..b]);
-            }
-            pending.drain(..d.consumed);
-        }
-    }
-    if dec.is_done() {
-        rechunked.extend_from_slice(LAST_CHUNK);
-    }
-    Ok(Relayed {
-        body,
-        rechunked,
-        done: dec.is_done(),
-        left: pending.len(),
-    })
+        part
+    });
+    relay_model(parts)
 }
 
 /// A valid chunked body (chunks with random-case sizes, leading zeros and extensions, a last
