@@ -59,6 +59,58 @@ fn the_key_never_leaves_by_any_route_or_header() {
     assert_eq!(r.echoed_header("authorization"), [jwt]);
 }
 
+#[test]
+fn an_imported_key_of_another_format_never_leaves_either() {
+    let (_up, gw, _) = keyed_and_public("");
+    // A key imported from another system: not shaped like ours, so only the table knows it.
+    let legacy = "bjk4go8jdfb70b9xfz4b5suxy0rbb22g";
+    let tsv = gw.config.parent().unwrap().join("legacy.tsv");
+    std::fs::write(
+        &tsv,
+        format!("# api_key\tkey_id\ttenant\trate_per_s\tburst\tclass\n{legacy}\tk000000\tt0\t100\t100\tbench\n"),
+    )
+    .unwrap();
+    let import = ["keys", "import", "--format", "tsv", "--plan", "free"];
+    cli_ok(
+        &gw.config,
+        &[&import[..], &[tsv.to_str().unwrap()]].concat(),
+    );
+    cli_ok(&gw.config, &["snapshot", "build"]);
+    cli_ok(&gw.config, &["reload"]);
+    // It works as a key on the keyed route...
+    let r = get(
+        gw.addr,
+        "/v1/x",
+        &format!("Authorization: Bearer {legacy}\r\n"),
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        r.echoed_header("authorization").is_empty(),
+        "leaked on the keyed route"
+    );
+    // ...and a public route does not hand it to the upstream.
+    let r = get(
+        gw.addr,
+        "/open/x",
+        &format!("Authorization: Bearer {legacy}\r\n"),
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        r.echoed_header("authorization").is_empty(),
+        "leaked on the public route"
+    );
+    // A Bearer token that is no key at all still passes on a public route.
+    let r = get(
+        gw.addr,
+        "/open/x",
+        "Authorization: Bearer not-a-key-of-ours\r\n",
+    );
+    assert_eq!(
+        r.echoed_header("authorization"),
+        ["Bearer not-a-key-of-ours"]
+    );
+}
+
 /// The audit file's lines (each one JSON object), waiting (bounded) until there are `n`.
 fn audit_lines(path: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
     poll_until(

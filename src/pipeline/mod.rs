@@ -219,6 +219,7 @@ async fn steps<S: Stream>(ctx: &ShardCtx, conn: &mut Conn<S>) -> Result<Finished
         steps::identify(ctx, conn, &caller);
         target
     };
+    steps::guard_bearer(ctx, conn);
     let answer = forward::forward(ctx, conn, target).await?;
     relay::relay(ctx, conn, answer).await
 }

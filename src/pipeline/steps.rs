@@ -13,7 +13,7 @@ use crate::context::ShardCtx;
 use crate::error::Problem;
 use crate::http::headers::HeaderKind;
 use crate::http::Framing;
-use crate::keys::{Authenticated, KeyView};
+use crate::keys::{digest, Authenticated, KeyView};
 use crate::keytable::KeyTable;
 use crate::policy::path::{judge_target, PARAMS_REFUSED};
 use crate::policy::{client_ip_lines, decide, Denial};
@@ -252,6 +252,29 @@ pub(super) fn identify<S: Stream>(ctx: &ShardCtx, conn: &mut Conn<S>, caller: &A
         .filter(|&t| t.saturating_sub(now) <= SUNSET_WARNING_S);
     if caller.grace_until.is_some() || expiring.is_some() {
         conn.req.lifecycle = lifecycle_headers(caller.grace_until, expiring, now);
+    }
+}
+
+/// The key never leaves, in any form: a Bearer token shaped like one of our keys is always
+/// dropped (`auth::carries_key`); one that is an imported key of another format (in the
+/// table, `legacy`) is dropped too, on every route. Only a table with imported keys pays for
+/// the hash.
+pub(super) fn guard_bearer<S: Stream>(ctx: &ShardCtx, conn: &mut Conn<S>) {
+    let (buf, head) = (conn.rb.pending(), &conn.head);
+    if conn.req.strip_authorization {
+        return;
+    }
+    let Some(token) = head
+        .authorization
+        .and_then(|i| auth::bearer_token(head.value(buf, i)))
+    else {
+        return;
+    };
+    let keys = ctx.keys.borrow();
+    let Some(table) = keys.as_ref() else { return };
+    let snapshot = &table.snapshot;
+    if snapshot.has_legacy_keys() && snapshot.lookup(&digest(token)).is_some() {
+        conn.req.strip_authorization = true;
     }
 }
 
