@@ -263,4 +263,8 @@ fn a_trusted_proxys_connections_count_for_the_clients_it_forwards() {
         "too_many_connections",
         Some("too many connections from this client address"),
     );
+    // Its answer has an id like any other (the audit record carries the same).
+    let id = r5.header("x-request-id").unwrap_or_default();
+    assert_eq!(id.len(), 24, "request id {id:?}");
+    assert_eq!(r5.json()["request_id"], id);
 }

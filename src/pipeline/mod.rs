@@ -235,10 +235,15 @@ async fn refuse<S: Stream>(ctx: &ShardCtx, conn: &mut Conn<S>, refusal: Refusal)
         && !req.body_unread
         && !problem.closes_connection()
         && !ctx.draining.get();
-    // A parsed head already has its id (in the audit note, maybe upstream): answer with it.
-    // An unparsed one gets its id now, and the audit record the same.
-    if req.progress == Progress::Unparsed {
-        req.rid = RequestId::for_request(ctx, None);
+    // A request the steps saw already has its id (in the audit note, maybe upstream): answer
+    // with it. One refused before them (an unparsed head, a connection cap) gets its id now,
+    // the client's if its parsed head sent a sane one, and the audit record the same.
+    if req.rid.as_bytes().is_empty() {
+        let client = match req.progress {
+            Progress::Unparsed => None,
+            _ => conn.head.x_request_id.map(|s| s.get(conn.rb.pending())),
+        };
+        req.rid = RequestId::for_request(ctx, client);
         Note::set(req.note.on, &mut req.note.request_id, req.rid.as_bytes());
     }
     conn.out.clear();
