@@ -247,6 +247,7 @@ async fn exchange<S: Stream>(
                         "the upstream connection failed",
                     )
                 })?;
+            let _ = answer.lease.stream.set_write_timeout(Some(answer.timeout));
             continue;
         }
         let (refusal, kind) = failure.refusal();
