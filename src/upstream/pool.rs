@@ -218,12 +218,25 @@ impl Pool {
     }
 }
 
-/// Whether an idle connection has nothing to say, checked with a non-blocking peek that
-/// consumes nothing. Bytes from an idle upstream are never an answer to a request not yet
-/// sent: a faulty upstream's stray bytes after a HEAD/204/304 answer would otherwise become
-/// the next client's response. EOF or an error means the upstream closed it meanwhile. Either
-/// way the connection is dropped and the next idle or a new one is used.
-fn is_quiet(stream: &impl AsRawFd) -> bool {
+/// Whether an idle connection has nothing to say. Bytes from an idle upstream are never an
+/// answer to a request not yet sent: a faulty upstream's stray bytes after a HEAD/204/304
+/// answer would otherwise become the next client's response. EOF or an error means the
+/// upstream closed it meanwhile. Either way the connection is dropped and the next idle or a
+/// new one is used.
+///
+/// The ring usually knows already, at no cost: the read that ended the last response left a
+/// readiness poll armed on the socket (the patched glommio reports on it, vendor/README.md),
+/// and a poll that has not fired means nothing arrived, as of the completions reaped this
+/// loop turn. Only when no poll is armed is the kernel asked, with a peek.
+fn is_quiet(stream: &TcpStream) -> bool {
+    match stream.read_readiness() {
+        Some(fired) => !fired,
+        None => peek_quiet(stream),
+    }
+}
+
+/// The kernel's answer to [`is_quiet`]: a non-blocking one-byte peek that consumes nothing.
+fn peek_quiet(stream: &impl AsRawFd) -> bool {
     let mut byte = 0u8;
     // SAFETY: recv writes at most 1 byte into `byte`, which outlives the call; the fd is open
     // for as long as `stream` is borrowed.
@@ -240,16 +253,17 @@ fn is_quiet(stream: &impl AsRawFd) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_quiet;
+    use super::{is_quiet, peek_quiet};
+    use futures_lite::AsyncReadExt;
     use std::io::Write;
     use std::net::{TcpListener, TcpStream};
     use std::time::{Duration, Instant};
 
-    /// Waits (bounded) until `stream` is no longer quiet.
-    fn speaks(stream: &TcpStream) -> bool {
+    /// Waits (bounded) until `quiet` says no more.
+    fn speaks(quiet: impl Fn() -> bool) -> bool {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
-            if !is_quiet(stream) {
+            if !quiet() {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -258,20 +272,75 @@ mod tests {
     }
 
     #[test]
-    fn quiet_until_the_peer_writes_or_closes() {
+    fn the_peek_is_quiet_until_the_peer_writes_or_closes() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (mut peer, _) = listener.accept().unwrap();
-        assert!(is_quiet(&ours));
+        assert!(peek_quiet(&ours));
         peer.write_all(b"HTTP/1.1 200 OK\r\n").unwrap();
-        assert!(speaks(&ours), "stray bytes must be seen");
+        assert!(speaks(|| peek_quiet(&ours)), "stray bytes must be seen");
         // Peeking consumed nothing: the bytes are still there.
-        assert!(!is_quiet(&ours));
+        assert!(!peek_quiet(&ours));
 
         let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (peer, _) = listener.accept().unwrap();
-        assert!(is_quiet(&ours));
+        assert!(peek_quiet(&ours));
         drop(peer);
-        assert!(speaks(&ours), "EOF must be seen");
+        assert!(speaks(|| peek_quiet(&ours)), "EOF must be seen");
+    }
+
+    /// Waits (bounded, on the executor) until `stream` is no longer quiet.
+    async fn loud(stream: &glommio::net::TcpStream) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if !is_quiet(stream) {
+                return true;
+            }
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+        }
+        false
+    }
+
+    /// The pool's own path: after a read that did not fill its buffer, the ring's armed poll
+    /// answers, and it sees stray bytes and EOF as the peek does.
+    #[test]
+    fn the_ring_knows_when_an_idle_connection_speaks_or_closes() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peers = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            for _ in 0..2 {
+                let (mut peer, _) = listener.accept().unwrap();
+                peer.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
+                out.push(peer);
+            }
+            out
+        });
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(256 << 10)
+            .make()
+            .unwrap()
+            .run(async move {
+                let mut streams = Vec::new();
+                let mut buf = [0u8; 256];
+                for _ in 0..2 {
+                    let mut s = glommio::net::TcpStream::connect(addr).await.unwrap();
+                    let n = s.read(&mut buf).await.unwrap();
+                    assert!(n > 0 && n < buf.len());
+                    assert_eq!(
+                        s.read_readiness(),
+                        Some(false),
+                        "a poll is armed, not fired"
+                    );
+                    assert!(is_quiet(&s));
+                    streams.push(s);
+                }
+                let mut peers = peers.join().unwrap();
+                peers[0].write_all(b"stray").unwrap();
+                assert!(loud(&streams[0]).await, "stray bytes must be seen");
+                assert_eq!(streams[0].read_readiness(), Some(true));
+                drop(peers.pop());
+                assert!(loud(&streams[1]).await, "EOF must be seen");
+            });
     }
 }

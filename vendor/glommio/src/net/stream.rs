@@ -236,6 +236,13 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         super::yolo_peek(self.stream.as_raw_fd(), buf)
     }
 
+    /// keyway patch: what the ring last said about readability, with no system call.
+    /// `Some(false)`: a read poll is armed and has not fired; `Some(true)`: it fired since
+    /// the last read; `None`: no read poll is armed.
+    pub(crate) fn read_readiness(&self) -> Option<bool> {
+        self.source_rx.as_ref().map(|src| src.result().is_some())
+    }
+
     pub(crate) async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         let source = self.reactor.upgrade().unwrap().recv(
             self.stream.as_raw_fd(),
@@ -495,6 +502,15 @@ impl<S: AsRawFd, B: RxBuf> GlommioStream<S, B> {
 
     pub(crate) fn stream(&self) -> &S {
         &self.stream.stream
+    }
+
+    /// keyway patch: see [`NonBufferedStream::read_readiness`]; buffered bytes count as
+    /// readable.
+    pub(crate) fn read_readiness(&self) -> Option<bool> {
+        if !self.rx_buf.is_empty() {
+            return Some(true);
+        }
+        self.stream.read_readiness()
     }
 }
 

@@ -521,6 +521,22 @@ impl<B: RxBuf> TcpStream<B> {
         self.stream.set_read_timeout(dur)
     }
 
+    /// What the ring last said about this stream's readability, without a system call
+    /// (keyway patch).
+    ///
+    /// After a read that did not fill its buffer, glommio arms a readiness poll on the socket
+    /// ahead of the next read. This reports on that poll:
+    /// * `Some(false)`: the poll is armed and has not fired: as of the completions reaped so
+    ///   far, the peer sent nothing and did not close;
+    /// * `Some(true)`: it fired (bytes, EOF or an error are waiting), or bytes are buffered;
+    /// * `None`: no poll is armed; ask the kernel (e.g. a `MSG_PEEK` receive).
+    ///
+    /// Completions are reaped once per executor loop turn, so an event of the current turn
+    /// may not show yet.
+    pub fn read_readiness(&self) -> Option<bool> {
+        self.stream.read_readiness()
+    }
+
     /// Sets the write timeout to the timeout specified.
     ///
     /// If the value specified is [`None`], then write calls will block
