@@ -24,7 +24,7 @@ pub struct AdminState {
     /// The key table's state (written by the control thread).
     pub snapshot: Mutex<SnapshotStatus>,
     /// How the shards' io_uring rings are set up, once they are (shard::uring).
-    pub io_uring: OnceLock<&'static str>,
+    pub io_uring: OnceLock<String>,
 }
 
 impl AdminState {
@@ -146,7 +146,7 @@ fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
         "/snapshot" => {
             let mut json = serde_json::to_value(state.status()).unwrap_or_default();
             if let Some(fields) = json.as_object_mut() {
-                fields.insert("io_uring".into(), state.io_uring.get().copied().into());
+                fields.insert("io_uring".into(), state.io_uring.get().cloned().into());
             }
             let body = json.to_string() + "\n";
             respond(&mut stream, 200, "application/json", &body)

@@ -8,9 +8,10 @@
 # MATRIX (environment), in the order run within each repetition; default
 #   "nginx:1 keyway:1 nginx:2 keyway:2"
 # entries: direct | nginx:N | haproxy:N | keyway:N | keyway-public:N | keyway-nocoop:N |
-#          keyway-base:N
+#          keyway-oneshot:N | keyway-base:N
 #   (N = nginx workers / HAProxy threads / keyway shards; keyway-nocoop runs with
-#   KEYWAY_URING_FLAGS=none, the rings as glommio publishes them; keyway-base runs the binary
+#   KEYWAY_URING_FLAGS=none, the rings as glommio publishes them; keyway-oneshot with
+#   KEYWAY_URING_FLAGS=coop_taskrun, one-shot read polls; keyway-base runs the binary
 #   at $KEYWAY_BASE_BIN, the build before a change, to compare the two in one session).
 # Every measurement is ../shared/peer/run.sh bench (same wrk, same CPU accounting: req/s,
 # p50/p99, CPU µs per request of the gateway, the upstream and wrk).
@@ -36,10 +37,11 @@ for rep in $(seq 1 "$REPS"); do
                 ./run.sh start "$kind" "$n" >/dev/null
                 ./run.sh bench "$kind"   # labelled nginx-wN / haproxy-tN by run.sh
                 ./run.sh stop "$kind" >/dev/null ;;
-            keyway | keyway-public | keyway-nocoop | keyway-base)
+            keyway | keyway-public | keyway-nocoop | keyway-oneshot | keyway-base)
                 mode=keyed flags= bin=
                 [[ $kind == keyway-public ]] && mode=public
                 [[ $kind == keyway-nocoop ]] && flags=none
+                [[ $kind == keyway-oneshot ]] && flags=coop_taskrun
                 if [[ $kind == keyway-base ]]; then
                     bin=${KEYWAY_BASE_BIN:?keyway-base needs KEYWAY_BASE_BIN=path/to/keyway}
                 fi

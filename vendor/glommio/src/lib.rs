@@ -457,6 +457,8 @@ pub use crate::{
     sys::hardware_topology::CpuLocation,
     sys::{set_sleepable_ring_flags, sleepable_ring_flags, IORING_SETUP_COOP_TASKRUN},
 };
+/// keyway patch: multishot read readiness polls.
+pub use crate::net::{multishot_read_polls, set_multishot_read_polls};
 pub use enclose::enclose;
 pub use scopeguard::defer;
 use sketches_ddsketch::DDSketch;

@@ -433,6 +433,22 @@ impl Reactor {
         source
     }
 
+    /// A read readiness poll that stays armed (keyway patch): every readiness event sets the
+    /// source's result and wakes its waiter; the reader clears the result when it consumes
+    /// the readiness ([`Source::clear_result`]). While the kernel keeps it armed,
+    /// [`Source::is_armed`] is true; it ends when the source is dropped (cancelled) or when
+    /// the kernel ends it (a completion without `MORE`, e.g. an error).
+    pub(crate) fn poll_read_ready_multi(&self, fd: RawFd) -> Source {
+        let source = self.new_source(fd, SourceType::PollAdd, None);
+        // RDHUP too: the completion that reports a peer's FIN must say so, for a multishot
+        // poll does not fire again for an EOF that a partial read left pending.
+        self.sys.poll_ready_multi(
+            &source,
+            common_flags() | read_flags() | nix::poll::PollFlags::from_bits_retain(libc::POLLRDHUP),
+        );
+        source
+    }
+
     pub(crate) fn poll_write_ready(&self, fd: RawFd) -> Source {
         let source = self.new_source(fd, SourceType::PollAdd, None);
         self.sys

@@ -66,7 +66,7 @@ use std::{
 };
 
 #[doc(inline)]
-pub use cqe::{CQEs, CQEsBlocking, CQE};
+pub use cqe::{CompletionFlags, CQEs, CQEsBlocking, CQE};
 #[doc(inline)]
 pub use sqe::{SQEs, SQE};
 

@@ -108,6 +108,7 @@ fn yolo_sendmsg(
 
 mod datagram;
 mod stream;
+pub use stream::{multishot_read_polls, set_multishot_read_polls};
 mod tcp_socket;
 mod udp_socket;
 mod unix;

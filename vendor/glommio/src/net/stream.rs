@@ -15,6 +15,7 @@ use std::{
     net::Shutdown,
     os::unix::io::{AsRawFd, FromRawFd, RawFd},
     rc::{Rc, Weak},
+    sync::atomic::{AtomicBool, Ordering},
     task::{Context, Poll, Waker},
     time::{Duration, Instant},
 };
@@ -221,15 +222,44 @@ pub(crate) struct NonBufferedStream<S> {
     stream: S,
     source_tx: Option<Source>,
     source_rx: Option<Source>,
+    /// keyway patch: the last read filled its buffer, so more may be waiting with no new
+    /// readiness event to say so.
+    rx_more: bool,
+    /// keyway patch: a poll reported the peer's end (FIN, hang-up or error). It stays
+    /// readable, and a multishot poll reports it once: read with the syscall from now on.
+    rx_end: bool,
     write_timeout: Timeout,
     read_timeout: Timeout,
+}
+
+/// keyway patch: whether read readiness polls are multishot (`IORING_POLL_ADD_MULTI`, Linux
+/// 5.13): armed once per stream instead of once per read. Off after a kernel refused one.
+static MULTISHOT_READ_POLLS: AtomicBool = AtomicBool::new(true);
+
+/// Asks for multishot read readiness polls (the default) or glommio's historic one-shot
+/// polls, for streams created from now on (keyway patch).
+pub fn set_multishot_read_polls(on: bool) {
+    MULTISHOT_READ_POLLS.store(on, Ordering::Relaxed);
+}
+
+/// Whether read readiness polls are multishot: asked for and not refused by the kernel
+/// (keyway patch).
+pub fn multishot_read_polls() -> bool {
+    MULTISHOT_READ_POLLS.load(Ordering::Relaxed)
 }
 
 impl<S: AsRawFd> NonBufferedStream<S> {
     fn init(&mut self) {
         let reactor = self.reactor.upgrade().unwrap();
-        let stream_fd = self.stream.as_raw_fd();
-        self.source_rx = Some(reactor.poll_read_ready(stream_fd));
+        self.source_rx = Some(Self::arm_read_poll(&reactor, self.stream.as_raw_fd()));
+    }
+
+    fn arm_read_poll(reactor: &Reactor, fd: RawFd) -> Source {
+        if multishot_read_polls() {
+            reactor.poll_read_ready_multi(fd)
+        } else {
+            reactor.poll_read_ready(fd)
+        }
     }
 
     pub(crate) fn try_peek(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
@@ -237,10 +267,13 @@ impl<S: AsRawFd> NonBufferedStream<S> {
     }
 
     /// keyway patch: what the ring last said about readability, with no system call.
-    /// `Some(false)`: a read poll is armed and has not fired; `Some(true)`: it fired since
-    /// the last read; `None`: no read poll is armed.
+    /// `Some(false)`: a read poll is armed and has not fired since the last read, which did
+    /// not fill its buffer; `Some(true)`: it fired, or the last read filled its buffer;
+    /// `None`: no read poll is armed.
     pub(crate) fn read_readiness(&self) -> Option<bool> {
-        self.source_rx.as_ref().map(|src| src.result().is_some())
+        self.source_rx
+            .as_ref()
+            .map(|src| self.rx_more || self.rx_end || src.result().is_some())
     }
 
     pub(crate) async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -260,6 +293,13 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         Ok(sz)
     }
 
+    /// Reads with the syscall tried first when readiness is known (no poll armed, the poll
+    /// fired, or the last read filled its buffer), else waits on the read poll.
+    ///
+    /// keyway patch: the poll is multishot when the kernel allows it, armed once per stream
+    /// and kept; a readiness event is consumed by clearing its result before the read. A
+    /// one-shot poll (or a multishot one the kernel ended) is dropped once it fired, and a
+    /// new one armed as glommio always did.
     pub(crate) fn poll_read(
         &mut self,
         cx: &Context<'_>,
@@ -267,26 +307,46 @@ impl<S: AsRawFd> NonBufferedStream<S> {
     ) -> Poll<io::Result<usize>> {
         let reactor = self.reactor.upgrade().unwrap();
         let reactor = reactor.as_ref();
+        let fd = self.stream.as_raw_fd();
 
-        let no_pending_poll = self
-            .source_rx
-            .as_ref()
-            .map(|src| src.result().is_some())
-            .unwrap_or(true);
-
-        if no_pending_poll {
-            if let Some(result) = super::yolo_recv(self.stream.as_raw_fd(), buf) {
-                self.source_rx.take();
+        let fired = self.source_rx.as_ref().map(|src| src.result());
+        let ready = match &fired {
+            None => true,
+            Some(Some(_)) => true,
+            Some(None) => self.rx_more || self.rx_end,
+        };
+        if ready {
+            let mut closed = false;
+            match &fired {
+                Some(Some(Ok(mask))) => {
+                    let ends = libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR;
+                    closed = (*mask as libc::c_short) & ends != 0;
+                }
+                // A multishot poll the kernel does not know (before 5.13): one-shot from now.
+                Some(Some(Err(e)))
+                    if e.raw_os_error() == Some(libc::EINVAL) && multishot_read_polls() =>
+                {
+                    set_multishot_read_polls(false);
+                }
+                _ => {}
+            }
+            match &self.source_rx {
+                Some(src) if src.is_armed() => src.clear_result(),
+                Some(_) => self.source_rx = None,
+                None => {}
+            }
+            self.rx_end |= closed;
+            self.rx_more = false;
+            if let Some(result) = super::yolo_recv(fd, buf) {
                 self.read_timeout.cancel_timer(reactor);
                 let result = poll_err!(result);
-                // Start an early poll if the buffer is not fully filled. So when
-                // the next time `poll_read` is called, it will be known immediately
-                // whether the underlying stream is ready for reading.
-                if result > 0 && result < buf.len() {
-                    self.source_rx = Some(reactor.poll_read_ready(self.stream.as_raw_fd()));
-                    // The `rush_dispatch`s here and after could be removed to
-                    // improve performance if #458 is handled appropriately.
-                    // reactor.rush_dispatch(self.source_rx.as_ref().unwrap());
+                if result == buf.len() {
+                    self.rx_more = true;
+                } else if result > 0 && self.source_rx.is_none() {
+                    // Start an early poll if the buffer is not fully filled. So when
+                    // the next time `poll_read` is called, it will be known immediately
+                    // whether the underlying stream is ready for reading.
+                    self.source_rx = Some(Self::arm_read_poll(reactor, fd));
                 }
                 return Poll::Ready(Ok(result));
             }
@@ -294,9 +354,8 @@ impl<S: AsRawFd> NonBufferedStream<S> {
 
         poll_err!(self.read_timeout.check(reactor));
 
-        if no_pending_poll {
-            self.source_rx = Some(reactor.poll_read_ready(self.stream.as_raw_fd()));
-            // reactor.rush_dispatch(self.source_rx.as_ref().unwrap());
+        if self.source_rx.is_none() {
+            self.source_rx = Some(Self::arm_read_poll(reactor, fd));
         }
 
         let source = self.source_rx.as_ref().unwrap();
@@ -373,6 +432,8 @@ where
             stream: socket.into(),
             source_tx: None,
             source_rx: None,
+            rx_more: false,
+            rx_end: false,
             write_timeout: Timeout::new(reactor.register_timer()),
             read_timeout: Timeout::new(reactor.register_timer()),
         };

@@ -224,6 +224,17 @@ impl Source {
         })
     }
 
+    /// Forgets the last completion of a multishot source (keyway patch).
+    pub(crate) fn clear_result(&self) {
+        self.inner.borrow_mut().wakers.result = None;
+    }
+
+    /// Whether the request is still queued or in the kernel (keyway patch): false once its
+    /// final completion was consumed.
+    pub(crate) fn is_armed(&self) -> bool {
+        self.inner.borrow().enqueued.is_some()
+    }
+
     pub(crate) fn result(&self) -> Option<io::Result<usize>> {
         let mut inner = self.inner.borrow_mut();
         let ret = inner

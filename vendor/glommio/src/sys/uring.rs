@@ -60,6 +60,7 @@ const MSG_ZEROCOPY: i32 = 0x4000000;
 #[derive(Debug)]
 enum UringOpDescriptor {
     PollAdd(PollFlags),
+    PollAddMulti(PollFlags),
     PollRemove(*const u8),
     Cancel(u64),
     Write(*const u8, usize, u64),
@@ -277,6 +278,9 @@ fn fill_sqe<F>(
         match op.args {
             UringOpDescriptor::PollAdd(events) => {
                 sqe.prep_poll_add(op.fd, events);
+            }
+            UringOpDescriptor::PollAddMulti(events) => {
+                sqe.prep_poll_add_multi(op.fd, events);
             }
             UringOpDescriptor::PollRemove(to_remove) => {
                 user_data = 0;
@@ -535,12 +539,14 @@ fn extract_one_chain(
         .collect()
 }
 
+/// Returns whether a task was woken, and whether the request stays in the kernel (a
+/// multishot request whose completion is flagged `MORE`, keyway patch).
 fn process_one_event<F, R>(
     cqe: Option<iou::CQE>,
     try_process: F,
     post_process: R,
     source_map: Rc<RefCell<SourceMap>>,
-) -> Option<bool>
+) -> Option<(bool, bool)>
 where
     F: FnOnce(Ref<'_, InnerSource>) -> Option<()>,
     R: FnOnce(RefMut<'_, InnerSource>, io::Result<usize>) -> io::Result<usize>,
@@ -548,12 +554,17 @@ where
     if let Some(value) = cqe {
         // No user data is `POLL_REMOVE` or `CANCEL`, we won't process.
         if value.user_data() == 0 {
-            return Some(false);
+            return Some((false, false));
         }
 
-        let src = source_map
-            .borrow_mut()
-            .consume_source(from_user_data(value.user_data()));
+        let more = value.flags().contains(iou::CompletionFlags::MORE);
+        let src = if more {
+            source_map.borrow()[from_user_data(value.user_data())].clone()
+        } else {
+            source_map
+                .borrow_mut()
+                .consume_source(from_user_data(value.user_data()))
+        };
 
         let result = value.result();
 
@@ -564,7 +575,7 @@ where
             inner_source.wakers.result = res;
             woke = inner_source.wakers.wake_waiters();
         }
-        return Some(woke);
+        return Some((woke, more));
     }
     None
 }
@@ -850,9 +861,11 @@ impl UringCommon for PollRing {
             },
             source_map,
         )
-        .map(|x| {
-            self.in_kernel -= 1;
-            x
+        .map(|(woke, more)| {
+            if !more {
+                self.in_kernel -= 1;
+            }
+            woke
         })
     }
 
@@ -1229,9 +1242,11 @@ impl UringCommon for SleepableRing {
             },
             source_map,
         )
-        .map(|x| {
-            self.in_kernel -= 1;
-            x
+        .map(|(woke, more)| {
+            if !more {
+                self.in_kernel -= 1;
+            }
+            woke
         })
     }
 
@@ -1486,6 +1501,17 @@ impl Reactor {
 
     pub(crate) fn read_buffered(&self, source: &Source, pos: u64, size: usize) {
         let op = UringOpDescriptor::Read(pos, size);
+        queue_request_into_ring(
+            &mut *self.ring_for_source(source),
+            source,
+            op,
+            &mut self.source_map.borrow_mut(),
+        );
+    }
+
+    /// A multishot poll (keyway patch): see `Reactor::poll_read_ready_multi`.
+    pub(crate) fn poll_ready_multi(&self, source: &Source, flags: PollFlags) {
+        let op = UringOpDescriptor::PollAddMulti(flags);
         queue_request_into_ring(
             &mut *self.ring_for_source(source),
             source,
