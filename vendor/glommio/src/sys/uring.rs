@@ -1287,10 +1287,6 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
-    /// keyway patch: when the latency timer in `latency_preemption_timeout_src` was armed as
-    /// a preempt timer, and for how long (`None`: not a preempt timer, e.g. a sleeping
-    /// executor's user timer).
-    latency_preemption_armed: Cell<Option<(Instant, Duration)>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1422,7 +1418,6 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
-            latency_preemption_armed: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1901,49 +1896,16 @@ impl Reactor {
         //
         // But if we will sleep, there might be a timer registered that needs
         // to be removed otherwise we'll wake up when it expires.
-        //
-        // keyway patch: a busy executor called this every loop turn, cancelling and arming
-        // both preempt timers each time (two cancels and two timeouts per turn, ~3 % of a
-        // proxy's CPU). A preempt timer that has not fired is kept while at least half its
-        // slice is left, and the throughput timer while it has not fired: a task queue may
-        // then be preempted after half its slice, or after fewer completions than the ring
-        // depth, which only makes it yield earlier. A kept timer implies a preempt timer is
-        // wanted, so the executor does not sleep below and the timer needs no cancel.
-        let keep_latency = match (
-            self.latency_preemption_armed.get(),
-            preempt_timer(),
-            self.latency_preemption_timeout_src.take(),
-        ) {
-            (Some((armed, slice)), Some(_), Some(src))
-                if src.result().is_none() && armed.elapsed() < slice / 2 =>
-            {
-                self.latency_preemption_timeout_src.set(Some(src));
-                true
-            }
-            (_, _, src) => {
-                drop(src);
-                self.latency_preemption_armed.set(None);
-                false
-            }
-        };
+        drop(self.latency_preemption_timeout_src.take());
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
         // up sleeping.
-        let throughput = self.throughput_preemption_timeout_src.take();
-        match throughput {
-            Some(src) if src.result().is_none() => {
-                self.throughput_preemption_timeout_src.set(Some(src));
-            }
-            old => {
-                drop(old);
-                self.throughput_preemption_timeout_src.replace(Some(
-                    main_ring.prepare_throughput_preemption_timer(
-                        self.ring_depth() as u32,
-                        self.eventfd_src.raw(),
-                    ),
-                ));
-            }
-        }
+        self.throughput_preemption_timeout_src.replace(Some(
+            main_ring.prepare_throughput_preemption_timer(
+                self.ring_depth() as u32,
+                self.eventfd_src.raw(),
+            ),
+        ));
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1994,15 +1956,9 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            if !keep_latency {
-                // A user timer armed for the sleep above is replaced (and cancelled) here.
-                drop(self.latency_preemption_timeout_src.take());
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-                self.latency_preemption_armed
-                    .set(Some((Instant::now(), preempt)));
-                flush_rings!(lat_ring, main_ring)?;
-            }
+            self.latency_preemption_timeout_src
+                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+            flush_rings!(lat_ring, main_ring)?;
         }
 
         // A Note about `need_preempt`:
