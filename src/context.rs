@@ -157,6 +157,17 @@ pub struct ShardCtx {
 }
 
 impl ShardCtx {
+    /// Copies the pools' ejection counts and servers out into the metrics before they are
+    /// published.
+    pub fn copy_pool_health(&self) {
+        let now = std::time::Instant::now();
+        let mut m = self.metrics.borrow_mut();
+        for (i, pool) in self.pools.iter().enumerate() {
+            m.upstream_ejections[i] = pool.ejections();
+            m.upstream_servers_out[i] = pool.out_count(now) as u64;
+        }
+    }
+
     /// Counts a connection for `ip`; `false` (nothing counted) when `ip` is at its cap.
     pub fn admit_ip(&self, ip: IpAddr) -> bool {
         let mut map = self.conns_per_ip.borrow_mut();
@@ -196,10 +207,7 @@ impl ShardCtx {
             .iter()
             .map(|u| {
                 Pool::new(
-                    &u.name,
-                    &u.servers,
-                    u.pool_size,
-                    u.queue,
+                    u,
                     u.connect_timeout.unwrap_or(c.timeouts.upstream_connect),
                     c.timeouts.keepalive_idle,
                 )

@@ -88,6 +88,7 @@ problems! {
     UpstreamUnavailable => 502, "upstream_unavailable",       "Upstream unavailable",              Upstream, keep,  NO_CHALLENGE;
     UpstreamTimeout     => 504, "upstream_timeout",           "Upstream timeout",                  Upstream, keep,  NO_CHALLENGE;
     UpstreamProtocol    => 502, "upstream_protocol_error",    "Upstream sent an invalid response", Upstream, keep,  NO_CHALLENGE;
+    UpstreamDown        => 503, "upstream_down",              "Every upstream server is out of rotation", Upstream, keep, NO_CHALLENGE;
     Overloaded          => 503, "overloaded",                 "Gateway overloaded",                Internal, keep,  NO_CHALLENGE;
     ShuttingDown        => 503, "shutting_down",              "Gateway shutting down",             Internal, keep,  NO_CHALLENGE;
     TooManyConnections  => 503, "too_many_connections",       "Too many connections",              Internal, close, NO_CHALLENGE;

@@ -60,6 +60,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod fsutil;
+pub mod health;
 pub mod http;
 pub mod keys;
 pub mod keytable;

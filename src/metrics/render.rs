@@ -33,6 +33,18 @@ pub fn render(
                 for (a, b) in acc.upstream_errors.iter_mut().zip(&m.upstream_errors) {
                     *a += b;
                 }
+                acc.upstream_retries += m.upstream_retries;
+                for (a, b) in acc.upstream_ejections.iter_mut().zip(&m.upstream_ejections) {
+                    *a += b;
+                }
+                // Each shard judges its servers alone: the most any shard has out.
+                for (a, b) in acc
+                    .upstream_servers_out
+                    .iter_mut()
+                    .zip(&m.upstream_servers_out)
+                {
+                    *a = (*a).max(*b);
+                }
                 let _ = acc.request_us.add(&m.request_us);
                 let _ = acc.upstream_us.add(&m.upstream_us);
                 acc.connections_active += m.connections_active;
@@ -104,6 +116,7 @@ pub fn render(
                 );
             }
         }
+        upstream_health(&mut out, m, upstreams);
         let _ = writeln!(
             out,
             "# HELP {} Requests refused by a rate limit or quota, by plan.",
@@ -200,6 +213,49 @@ fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// Retries, ejections and servers out of the rotation (docs/metrics.md).
+fn upstream_health(out: &mut String, m: &ShardMetrics, upstreams: &[String]) {
+    let name = |u: usize| escape(upstreams.get(u).map(String::as_str).unwrap_or("?"));
+    let _ = writeln!(
+        out,
+        "# HELP {} Requests resent to another upstream server after a failure before any response byte.\n# TYPE {} counter\n{} {}",
+        names::UPSTREAM_RETRIES_TOTAL,
+        names::UPSTREAM_RETRIES_TOTAL,
+        names::UPSTREAM_RETRIES_TOTAL,
+        m.upstream_retries
+    );
+    let _ = writeln!(
+        out,
+        "# HELP {} Times a server left a shard's rotation after failing.\n# TYPE {} counter",
+        names::UPSTREAM_EJECTIONS_TOTAL,
+        names::UPSTREAM_EJECTIONS_TOTAL
+    );
+    for (u, n) in m.upstream_ejections.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{}{{upstream=\"{}\"}} {}",
+            names::UPSTREAM_EJECTIONS_TOTAL,
+            name(u),
+            n
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {} Servers out of the rotation (the most any shard has out).\n# TYPE {} gauge",
+        names::UPSTREAM_SERVERS_OUT,
+        names::UPSTREAM_SERVERS_OUT
+    );
+    for (u, n) in m.upstream_servers_out.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{}{{upstream=\"{}\"}} {}",
+            names::UPSTREAM_SERVERS_OUT,
+            name(u),
+            n
+        );
+    }
 }
 
 #[cfg(test)]

@@ -49,15 +49,18 @@ pub enum UpstreamErrorKind {
     Protocol,
     Reset,
     Overloaded,
+    /// Every server of the upstream was out of the rotation.
+    Down,
 }
 
 impl UpstreamErrorKind {
-    pub const ALL: [UpstreamErrorKind; 5] = [
+    pub const ALL: [UpstreamErrorKind; 6] = [
         UpstreamErrorKind::Connect,
         UpstreamErrorKind::Timeout,
         UpstreamErrorKind::Protocol,
         UpstreamErrorKind::Reset,
         UpstreamErrorKind::Overloaded,
+        UpstreamErrorKind::Down,
     ];
 
     pub fn label(self) -> &'static str {
@@ -67,6 +70,7 @@ impl UpstreamErrorKind {
             UpstreamErrorKind::Protocol => "protocol",
             UpstreamErrorKind::Reset => "reset",
             UpstreamErrorKind::Overloaded => "overloaded",
+            UpstreamErrorKind::Down => "down",
         }
     }
 }
@@ -78,8 +82,15 @@ pub struct ShardMetrics {
     pub upstreams: usize,
     /// `[route_slot * Outcome::COUNT + outcome]`
     pub requests: Vec<u64>,
-    /// `[upstream * 5 + kind]`
+    /// `[upstream * UpstreamErrorKind::ALL.len() + kind]`
     pub upstream_errors: Vec<u64>,
+    /// Requests resent to another server after a failure before any response byte.
+    pub upstream_retries: u64,
+    /// Per upstream: times one of its servers left this shard's rotation (copied from the
+    /// pools when published).
+    pub upstream_ejections: Vec<u64>,
+    /// Per upstream: its servers out of this shard's rotation (a gauge, copied likewise).
+    pub upstream_servers_out: Vec<u64>,
     /// Microseconds, 1 µs to 1 hour, 3 significant digits.
     pub request_us: Histogram<u64>,
     pub upstream_us: Histogram<u64>,
@@ -100,6 +111,9 @@ impl ShardMetrics {
             upstreams,
             requests: vec![0; (routes + 1) * Outcome::COUNT],
             upstream_errors: vec![0; upstreams * UpstreamErrorKind::ALL.len()],
+            upstream_retries: 0,
+            upstream_ejections: vec![0; upstreams],
+            upstream_servers_out: vec![0; upstreams],
             request_us: hist(),
             upstream_us: hist(),
             connections_active: 0,

@@ -116,9 +116,9 @@ pub(super) async fn forward<S: Stream>(
     write_upstream_head(ctx, conn, upstream);
     let mut pace = receive_body(ctx, conn, &info).await?;
     let lease = ctx.pools[upstream]
-        .checkout(Instant::now())
+        .checkout(Instant::now(), None)
         .await
-        .map_err(|e| pool_refusal(ctx, upstream, e))?;
+        .map_err(|e| pool_refusal(ctx, upstream, e, &mut conn.req.answer_lines))?;
     let timeout = ctx.shared.config.upstreams[upstream]
         .response_timeout
         .unwrap_or(ctx.shared.config.timeouts.upstream_response);
@@ -201,8 +201,10 @@ async fn receive_body<S: Stream>(
     Ok(pace)
 }
 
-/// Sends the request and reads the answer's head. A pooled connection found closed is
-/// replaced once for a request that can be resent (no body, idempotent).
+/// Sends the request and reads the answer's head, and tells the pool how its server did. A
+/// request that can be resent (no body, idempotent) is resent once when the connection failed
+/// before any response byte: on a fresh connection to the same server when a pooled one had
+/// been closed meanwhile (a keep-alive race, not the server's fault), else on another server.
 async fn exchange<S: Stream>(
     ctx: &ShardCtx,
     conn: &mut Conn<S>,
@@ -210,6 +212,7 @@ async fn exchange<S: Stream>(
     pace: &mut Pace,
 ) -> Result<Answer, Stop> {
     let (info, upstream) = (answer.info, answer.upstream);
+    let pool = &ctx.pools[upstream];
     let mut retried = false;
     loop {
         let sent_at = Instant::now();
@@ -228,41 +231,76 @@ async fn exchange<S: Stream>(
                         ctx.metrics.borrow_mut().upstream_time(upstream_us);
                         conn.req.note.upstream_us = Some(upstream_us);
                         conn.req.note.status = conn.resp.status;
+                        pool.answered(answer.lease.server(), conn.resp.status, Instant::now());
                         return Ok(answer);
                     }
                     Err(failure) => failure,
                 }
             }
         };
-        if failure.stale_connection() && answer.lease.reused && info.retryable && !retried {
-            retried = true;
-            // `out` still holds the head: resendable requests have no body.
-            answer.lease = ctx.pools[upstream]
-                .reconnect(answer.lease)
-                .await
-                .map_err(|_| {
-                    upstream_failed(ctx, upstream, UpstreamErrorKind::Connect);
-                    Refusal::new(
-                        Problem::UpstreamUnavailable,
-                        "the upstream connection failed",
-                    )
-                })?;
-            let _ = answer.lease.stream.set_write_timeout(Some(answer.timeout));
-            continue;
+        let server = answer.lease.server();
+        if !(failure.stale_connection() && info.retryable && !retried) {
+            if !(failure.stale_connection() && answer.lease.reused) {
+                pool.failed(server, Instant::now());
+            }
+            let (refusal, kind) = failure.refusal();
+            upstream_failed(ctx, upstream, kind);
+            return Err(refusal.into());
         }
-        let (refusal, kind) = failure.refusal();
-        upstream_failed(ctx, upstream, kind);
-        return Err(refusal.into());
+        retried = true;
+        // `out` still holds the head: resendable requests have no body.
+        answer.lease = resend_lease(ctx, conn, upstream, answer.lease).await?;
+        let _ = answer.lease.stream.set_write_timeout(Some(answer.timeout));
     }
+}
+
+/// The connection to resend on after `failed` broke before any response byte: a fresh one to
+/// the same server if `failed` was a pooled connection (closed meanwhile), else, or if that
+/// server refuses, one to another server; the failure counts against the server then.
+async fn resend_lease<S: Stream>(
+    ctx: &ShardCtx,
+    conn: &mut Conn<S>,
+    upstream: usize,
+    failed: Lease,
+) -> Result<Lease, Stop> {
+    let pool = &ctx.pools[upstream];
+    let server = failed.server();
+    if failed.reused {
+        if let Ok(fresh) = pool.reconnect(failed).await {
+            return Ok(fresh);
+        }
+    } else {
+        drop(failed);
+    }
+    pool.failed(server, Instant::now());
+    ctx.metrics.borrow_mut().upstream_retries += 1;
+    pool.checkout(Instant::now(), Some(server))
+        .await
+        .map_err(|e| pool_refusal(ctx, upstream, e, &mut conn.req.answer_lines).into())
 }
 
 fn upstream_failed(ctx: &ShardCtx, upstream: usize, kind: UpstreamErrorKind) {
     ctx.metrics.borrow_mut().upstream_error(upstream, kind);
 }
 
-/// No connection to the upstream could be had: 503/502/504, counted.
-fn pool_refusal(ctx: &ShardCtx, upstream: usize, e: PoolError) -> Refusal {
+/// No connection to the upstream could be had: 503/502/504, counted. When every server is
+/// out of the rotation, `Retry-After` says when the first may be tried again.
+fn pool_refusal(
+    ctx: &ShardCtx,
+    upstream: usize,
+    e: PoolError,
+    answer_lines: &mut Vec<u8>,
+) -> Refusal {
     let (problem, kind, detail) = match e {
+        PoolError::Down { retry_in_ms } => {
+            let secs = retry_in_ms.div_ceil(1000).max(1);
+            answer_lines.extend_from_slice(format!("Retry-After: {secs}\r\n").as_bytes());
+            (
+                Problem::UpstreamDown,
+                UpstreamErrorKind::Down,
+                "every server of the upstream is out of the rotation after failing; retry after the Retry-After seconds",
+            )
+        }
         PoolError::Overloaded => (
             Problem::Overloaded,
             UpstreamErrorKind::Overloaded,

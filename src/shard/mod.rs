@@ -188,6 +188,7 @@ async fn run(shared: Arc<Shared>, start: ShardStart) {
         }
         flush_audit(&ctx);
         if published.elapsed() >= PUBLISH_EVERY {
+            ctx.copy_pool_health();
             ctx.shared.published.publish(id, &ctx.metrics.borrow());
             published = Instant::now();
         }

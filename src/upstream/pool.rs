@@ -6,9 +6,18 @@
 //! [`Lease`] instead closes the socket: a connection that failed, timed out or was left in the
 //! middle of a message is never reused. An idle connection is checked to be quiet (no stray
 //! bytes, no EOF) when it is taken out again.
+//!
+//! Each server's passive health (keyway-core's `health`) is kept per shard: failures in a
+//! row (connect refused or timed out, a close or reset before any response byte, a response
+//! timeout or a broken head), and optionally 5xx runs, take it out of the rotation for a
+//! backoff that doubles up to a cap; then one trial request at a time may use it. A server
+//! leaving the rotation drops its idle connections. When every server is out, checkout says
+//! so ([`PoolError::Down`]) instead of trying them.
 
 use glommio::net::TcpStream;
 use glommio::sync::{Semaphore, StaticPermit};
+use keyway_core::config::Upstream;
+use keyway_core::health::{Change, Ejection, Health, Pick};
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -23,6 +32,8 @@ pub enum PoolError {
     Connect(std::io::Error),
     /// Connecting took longer than the connect timeout.
     ConnectTimeout,
+    /// Every server is out of the rotation; the first may be tried again in this many ms.
+    Down { retry_in_ms: u64 },
 }
 
 struct Idle {
@@ -35,6 +46,7 @@ struct Server {
     idle: RefCell<Vec<Idle>>,
     permits: Rc<Semaphore>,
     waiting: Cell<usize>,
+    health: Cell<Health>,
 }
 
 /// A connection checked out of the pool.
@@ -50,6 +62,11 @@ impl Lease {
     pub fn server_addr<'a>(&self, pool: &'a Pool) -> &'a SocketAddr {
         &pool.servers[self.server].addr
     }
+
+    /// Which of the pool's servers this connection goes to.
+    pub fn server(&self) -> usize {
+        self.server
+    }
 }
 
 pub struct Pool {
@@ -59,45 +76,78 @@ pub struct Pool {
     connect_timeout: Duration,
     idle_timeout: Duration,
     queue: usize,
+    ejection: Ejection,
+    /// Health times are milliseconds since this instant.
+    origin: Instant,
+    /// Times a server left the rotation.
+    ejections: Cell<u64>,
 }
 
 impl Pool {
-    pub fn new(
-        name: &str,
-        addrs: &[SocketAddr],
-        pool_size: usize,
-        queue: usize,
-        connect_timeout: Duration,
-        idle_timeout: Duration,
-    ) -> Pool {
+    /// The pool of one upstream for one shard; `connect_timeout` is the upstream's own or
+    /// the default, `idle_timeout` how long an idle connection is kept.
+    pub fn new(up: &Upstream, connect_timeout: Duration, idle_timeout: Duration) -> Pool {
         Pool {
-            name: name.into(),
-            servers: addrs
+            name: up.name.as_str().into(),
+            servers: up
+                .servers
                 .iter()
                 .map(|&addr| Server {
                     addr,
-                    idle: RefCell::new(Vec::with_capacity(pool_size.min(1024))),
-                    permits: Rc::new(Semaphore::new(pool_size as u64)),
+                    idle: RefCell::new(Vec::with_capacity(up.pool_size.min(1024))),
+                    permits: Rc::new(Semaphore::new(up.pool_size as u64)),
                     waiting: Cell::new(0),
+                    health: Cell::new(Health::default()),
                 })
                 .collect(),
             next: Cell::new(0),
             connect_timeout,
             idle_timeout,
-            queue,
+            queue: up.queue,
+            // A group of one never ejects (as nginx): leaving the rotation would only turn
+            // its failures into 503s.
+            ejection: if up.servers.len() > 1 {
+                up.ejection
+            } else {
+                Ejection {
+                    max_fails: 0,
+                    max_5xx: 0,
+                    ..up.ejection
+                }
+            },
+            origin: Instant::now(),
+            ejections: Cell::new(0),
         }
     }
 
-    /// A connection to one of the servers: an idle one if there is one, else a new one. A
-    /// server that refuses is skipped for the next one, each tried at most once.
-    pub async fn checkout(&self, now: Instant) -> Result<Lease, PoolError> {
+    fn ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.origin).as_millis() as u64
+    }
+
+    /// A connection to one of the servers in the rotation, starting with the next in turn:
+    /// an idle one if there is one, else a new one. A server that refuses is skipped for the
+    /// next one, each tried at most once; `avoid` (the server a request just failed on) is
+    /// tried last, and only if no other is in the rotation.
+    pub async fn checkout(&self, now: Instant, avoid: Option<usize>) -> Result<Lease, PoolError> {
         let n = self.servers.len();
         let first = self.next.get();
         self.next.set((first + 1) % n);
-        let mut last_err = PoolError::Overloaded;
-        for i in 0..n {
-            let s = (first + i) % n;
+        let ms = self.ms(now);
+        let mut last_err = PoolError::Down {
+            retry_in_ms: self.retry_in_ms(ms),
+        };
+        let order = (0..n)
+            .map(|i| (first + i) % n)
+            .filter(|&s| Some(s) != avoid)
+            .chain(avoid.filter(|&s| s < n && n == 1));
+        for s in order {
             let server = &self.servers[s];
+            let mut health = server.health.get();
+            let pick = health.pick(ms, &self.ejection);
+            server.health.set(health);
+            if pick == Pick::Out {
+                continue;
+            }
             let permit = match server.permits.try_acquire_static_permit(1) {
                 Ok(p) => p,
                 Err(_) => {
@@ -140,6 +190,7 @@ impl Pool {
                 }
                 Err(e) => {
                     let e = std::io::Error::from(e);
+                    self.failed(s, Instant::now());
                     last_err = if e.kind() == std::io::ErrorKind::TimedOut {
                         PoolError::ConnectTimeout
                     } else {
@@ -149,6 +200,67 @@ impl Pool {
             }
         }
         Err(last_err)
+    }
+
+    /// Milliseconds until the first ejected server may be tried again.
+    fn retry_in_ms(&self, ms: u64) -> u64 {
+        let out = self.servers.iter().map(|s| s.health.get().out_for(ms));
+        out.min().unwrap_or(0)
+    }
+
+    /// The server `server` failed a request (see the module docs). Returns how long it left
+    /// the rotation for, if this ejected it.
+    pub fn failed(&self, server: usize, now: Instant) -> Option<u64> {
+        let change = self.change(server, |h, ms, p| h.failure(ms, p), now);
+        match change {
+            Change::Ejected(ms) => Some(ms),
+            _ => None,
+        }
+    }
+
+    /// The server `server` answered with a response head of this status.
+    pub fn answered(&self, server: usize, status: u16, now: Instant) {
+        self.change(server, |h, ms, p| h.status(status, ms, p), now);
+    }
+
+    fn change(
+        &self,
+        server: usize,
+        f: impl FnOnce(&mut Health, u64, &Ejection) -> Change,
+        now: Instant,
+    ) -> Change {
+        let s = &self.servers[server];
+        let mut health = s.health.get();
+        let change = f(&mut health, self.ms(now), &self.ejection);
+        s.health.set(health);
+        match change {
+            Change::Ejected(ms) => {
+                s.idle.borrow_mut().clear();
+                self.ejections.set(self.ejections.get() + 1);
+                tracing::warn!(
+                    upstream = %self.name, server = %s.addr, backoff_ms = ms,
+                    "upstream server out of the rotation after failing; it gets a trial request when the backoff ends"
+                );
+            }
+            Change::Restored => {
+                tracing::info!(upstream = %self.name, server = %s.addr, "upstream server back in the rotation");
+            }
+            Change::None => {}
+        }
+        change
+    }
+
+    /// Times a server of this pool left the rotation.
+    pub fn ejections(&self) -> u64 {
+        self.ejections.get()
+    }
+
+    /// How many servers are out of the rotation now.
+    pub fn out_count(&self, now: Instant) -> usize {
+        let ms = self.ms(now);
+        let out = self.servers.iter();
+        out.filter(|s| s.health.get().is_out(ms, &self.ejection))
+            .count()
     }
 
     /// A fresh connection to the same server as `lease` (after a reused one proved dead).

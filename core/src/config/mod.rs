@@ -127,6 +127,9 @@ pub struct Upstream {
     pub connect_timeout: Option<Duration>,
     /// Overrides `timeouts.upstream_response` for this upstream.
     pub response_timeout: Option<Duration>,
+    /// When a server leaves the rotation and for how long (`eject_after_failures`,
+    /// `eject_after_5xx`, `eject_backoff`, `eject_max_backoff`).
+    pub ejection: crate::health::Ejection,
 }
 
 /// `[[routes]]`: which requests go where, and whether they need a key.
@@ -350,6 +353,7 @@ impl Upstream {
             queue: DEFAULT_QUEUE,
             connect_timeout: None,
             response_timeout: None,
+            ejection: crate::health::Ejection::default(),
         }
     }
 }

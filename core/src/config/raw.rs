@@ -109,6 +109,10 @@ pub struct RawUpstream {
     pub queue: Option<usize>,
     pub connect_timeout: Opt<Quantity>,
     pub response_timeout: Opt<Quantity>,
+    pub eject_after_failures: Option<u32>,
+    pub eject_after_5xx: Option<u32>,
+    pub eject_backoff: Opt<Quantity>,
+    pub eject_max_backoff: Opt<Quantity>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,6 +1,7 @@
 //! Validation of `[upstreams.NAME]` and `[[routes]]`: addresses, names, hosts, prefixes and references.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use toml::Spanned;
 
@@ -8,6 +9,7 @@ use super::error::{line_of, ConfigError};
 use super::raw::{RawRoute, RawUpstream};
 use super::validate::Ctx;
 use super::{PrefixMatch, Route, Upstream, DEFAULT_POOL_SIZE, DEFAULT_QUEUE};
+use crate::health::Ejection;
 
 /// Builds the upstream list, sorted by name (the map is already ordered).
 pub fn upstreams(
@@ -72,7 +74,41 @@ fn upstream(name: &Spanned<String>, raw: &RawUpstream, cx: &Ctx) -> Result<Upstr
     if let Some(q) = &raw.response_timeout {
         u.response_timeout = Some(cx.duration(&format!("upstreams.{n}.response_timeout"), q)?);
     }
+    ejection(&mut u.ejection, raw, n, cx)?;
     Ok(u)
+}
+
+/// `eject_after_failures` (0 = never), `eject_after_5xx` (0 = never, the default),
+/// `eject_backoff` and `eject_max_backoff` (at least the backoff).
+fn ejection(e: &mut Ejection, raw: &RawUpstream, n: &str, cx: &Ctx) -> Result<(), ConfigError> {
+    if let Some(f) = raw.eject_after_failures {
+        e.max_fails = f;
+    }
+    if let Some(f) = raw.eject_after_5xx {
+        e.max_5xx = f;
+    }
+    if let Some(q) = &raw.eject_backoff {
+        e.backoff_ms = cx
+            .duration(&format!("upstreams.{n}.eject_backoff"), q)?
+            .as_millis() as u64;
+    }
+    if let Some(q) = &raw.eject_max_backoff {
+        let d = cx.duration(&format!("upstreams.{n}.eject_max_backoff"), q)?;
+        e.max_backoff_ms = d.as_millis() as u64;
+        if e.max_backoff_ms < e.backoff_ms {
+            return Err(cx.err(
+                &q.span(),
+                format!(
+                    "upstreams.{n}.eject_max_backoff ({d:?}) is shorter than eject_backoff ({:?})",
+                    Duration::from_millis(e.backoff_ms)
+                ),
+                "make it at least eject_backoff, or drop it (default 30s)",
+            ));
+        }
+    } else {
+        e.max_backoff_ms = e.max_backoff_ms.max(e.backoff_ms);
+    }
+    Ok(())
 }
 
 /// Builds the routes in file order, checking references against `ups` (sorted by name)

@@ -166,6 +166,9 @@ connect_timeout = "250ms"
 
 [upstreams.alpha]
 servers = ["10.0.0.1:80"]
+eject_after_failures = 5
+eject_after_5xx = 2
+eject_backoff = "2s"
 
 [[routes]]
 path_prefix = "/"
@@ -221,6 +224,16 @@ public = true
     assert_eq!(z.servers.len(), 2);
     assert_eq!((z.pool_size, z.queue), (8, 0));
     assert_eq!(z.connect_timeout, Some(Duration::from_millis(250)));
+    assert_eq!(z.ejection, crate::health::Ejection::default());
+    assert_eq!(
+        c.upstreams[0].ejection,
+        crate::health::Ejection {
+            max_fails: 5,
+            max_5xx: 2,
+            backoff_ms: 2_000,
+            max_backoff_ms: 30_000,
+        }
+    );
     assert_eq!(z.response_timeout, None);
     assert_eq!((c.upstreams[0].pool_size, c.upstreams[0].queue), (64, 1024));
     let r = &c.routes[0];

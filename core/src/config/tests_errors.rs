@@ -157,6 +157,21 @@ fn upstream_errors() {
         "upstreams.api.connect_timeout is 0",
     );
     assert_err(
+        &format!("{UP}eject_backoff = \"0s\"\n"),
+        3,
+        "upstreams.api.eject_backoff is 0",
+    );
+    assert_err(
+        &format!("{UP}eject_backoff = \"10s\"\neject_max_backoff = \"5s\"\n"),
+        4,
+        "upstreams.api.eject_max_backoff (5s) is shorter than eject_backoff (10s); make it at least eject_backoff, or drop it (default 30s)",
+    );
+    assert_err(
+        &format!("{UP}eject_after_failures = -1\n"),
+        3,
+        "eject_after_failures",
+    );
+    assert_err(
         &format!("{UP}response_timeout = \"soon\"\n"),
         3,
         "upstreams.api.response_timeout \"soon\" is not a duration",

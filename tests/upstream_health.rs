@@ -1,0 +1,275 @@
+//! Failing upstream servers leave the rotation and come back: a group of three with one killed
+//! loses (almost) no request, the killed one is tried again once its backoff ends, and a group
+//! with every server out answers 503 `upstream_down` with Retry-After.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A keep-alive HTTP/1.1 server that answers every request `200` with its name as the body,
+/// on a port it keeps across a kill and a restart.
+struct Named {
+    name: &'static str,
+    addr: SocketAddr,
+    running: Option<Running>,
+}
+
+struct Running {
+    stop: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Named {
+    fn start(name: &'static str) -> Named {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        Named {
+            name,
+            addr,
+            running: Some(serve(name, listener)),
+        }
+    }
+
+    /// Closes the listener and every connection, as a crashed server would.
+    fn kill(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop.store(true, Ordering::SeqCst);
+            // Wake the accept loop so it sees the flag and drops the listener.
+            let _ = TcpStream::connect(self.addr);
+            r.accept.join().unwrap();
+            for c in r.conns.lock().unwrap().drain(..) {
+                let _ = c.shutdown(Shutdown::Both);
+            }
+        }
+    }
+
+    fn restart(&mut self) {
+        let listener = TcpListener::bind(self.addr).unwrap();
+        self.running = Some(serve(self.name, listener));
+    }
+}
+
+impl Drop for Named {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn serve(name: &'static str, listener: TcpListener) -> Running {
+    let stop = Arc::new(AtomicBool::new(false));
+    let conns = Arc::new(Mutex::new(Vec::new()));
+    let (s, c) = (stop.clone(), conns.clone());
+    let accept = std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            if s.load(Ordering::SeqCst) {
+                return;
+            }
+            let Ok(stream) = stream else { continue };
+            c.lock().unwrap().push(stream.try_clone().unwrap());
+            std::thread::spawn(move || answer_all(name, stream));
+        }
+    });
+    Running {
+        stop,
+        conns,
+        accept,
+    }
+}
+
+/// Answers each request head (no bodies in these tests) until the peer closes. The server
+/// named `hangup` closes the connection on each request head instead, without a byte.
+fn answer_all(name: &str, mut stream: TcpStream) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            buf.drain(..end + 4);
+            if name == "hangup" {
+                // (The accept loop holds a clone: dropping ours alone would not close it.)
+                let _ = stream.shutdown(Shutdown::Both);
+                return;
+            }
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{name}",
+                name.len()
+            );
+            if stream.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+fn group(servers: &[&Named], extra: &str) -> Gateway {
+    let list: Vec<String> = servers.iter().map(|s| format!("\"{}\"", s.addr)).collect();
+    Gateway::start(
+        &format!(
+            "[upstreams.api]\nservers = [{}]\n{extra}\n[[routes]]\npath_prefix = \"/\"\nupstream = \"api\"\npublic = true\n",
+            list.join(", ")
+        ),
+        1,
+    )
+}
+
+/// Sends `n` GETs on one kept-alive connection (a new one after a refusal that closes);
+/// returns the answers' bodies, or `status code` for refusals.
+fn run(gw: &Gateway, n: usize) -> Vec<String> {
+    let mut c = Client::connect(gw.addr);
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        c.send(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n");
+        let r = c.read_response("GET");
+        if r.status == 200 {
+            out.push(String::from_utf8_lossy(&r.body).into_owned());
+        } else {
+            out.push(format!("{} {}", r.status, r.json()["code"]));
+            c = Client::connect(gw.addr);
+        }
+    }
+    out
+}
+
+fn count(answers: &[String], what: &str) -> usize {
+    answers.iter().filter(|a| *a == what).count()
+}
+
+#[test]
+fn a_killed_server_leaves_the_rotation_and_is_back_after_its_backoff() {
+    let (a, mut b, c) = (Named::start("a"), Named::start("b"), Named::start("c"));
+    let gw = group(
+        &[&a, &b, &c],
+        "eject_after_failures = 2\neject_backoff = \"400ms\"\neject_max_backoff = \"2s\"\n",
+    );
+    let warm = run(&gw, 30);
+    assert_eq!(
+        (count(&warm, "a"), count(&warm, "b"), count(&warm, "c")),
+        (10, 10, 10),
+        "round robin over the three: {warm:?}"
+    );
+
+    b.kill();
+    let answers = run(&gw, 1000);
+    let failed = answers.iter().filter(|a| a.len() > 1).count();
+    assert!(
+        failed * 100 < answers.len(),
+        "{failed} of {} failed after one server of three was killed: {:?}",
+        answers.len(),
+        answers
+            .iter()
+            .filter(|a| a.len() > 1)
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(count(&answers, "b"), 0);
+    wait_until(Duration::from_secs(5), "the ejection counted", || {
+        metric(
+            gw.admin,
+            "keyway_upstream_ejections_total{upstream=\"api\"}",
+        ) >= Some(1.0)
+    });
+
+    // Restarted, it gets a trial request once its backoff (at most 2 s) is over, and is back.
+    b.restart();
+    let back = Instant::now();
+    let mut seen = false;
+    while !seen && back.elapsed() < Duration::from_secs(5) {
+        seen = run(&gw, 3).iter().any(|a| a == "b");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        seen,
+        "the restarted server never came back into the rotation"
+    );
+    assert!(back.elapsed() < Duration::from_millis(2_000 + 1_000));
+    let again = run(&gw, 30);
+    assert_eq!(count(&again, "b"), 10, "back in the rotation: {again:?}");
+}
+
+#[test]
+fn with_every_server_out_the_answer_is_503_upstream_down_with_retry_after() {
+    let (mut a, mut b) = (Named::start("a"), Named::start("b"));
+    let gw = group(
+        &[&a, &b],
+        "eject_after_failures = 1\neject_backoff = \"30s\"\n",
+    );
+    assert_eq!(run(&gw, 2), ["a", "b"]);
+    a.kill();
+    b.kill();
+    // The first request finds both refusing (each failure ejects), the next finds none left.
+    let first = get(gw.addr, "/x", "");
+    assert_eq!(first.status, 502, "{first:?}");
+    let r = get(gw.addr, "/x", "");
+    assert_problem(
+        &r,
+        503,
+        "upstream_down",
+        Some("every server of the upstream is out of the rotation after failing; retry after the Retry-After seconds"),
+    );
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry), "Retry-After: {retry}");
+    wait_until(Duration::from_secs(5), "both servers reported out", || {
+        metric(gw.admin, "keyway_upstream_servers_out{upstream=\"api\"}") == Some(2.0)
+    });
+    let down = "keyway_upstream_errors_total{upstream=\"api\",kind=\"down\"}";
+    wait_until(Duration::from_secs(5), "the refusal counted", || {
+        metric(gw.admin, down) >= Some(1.0)
+    });
+}
+
+#[test]
+fn a_single_server_is_never_ejected() {
+    let mut a = Named::start("a");
+    let gw = group(&[&a], "eject_after_failures = 1\n");
+    a.kill();
+    for _ in 0..3 {
+        assert_eq!(get(gw.addr, "/x", "").status, 502);
+    }
+    a.restart();
+    assert_eq!(run(&gw, 1), ["a"]);
+}
+
+#[test]
+fn a_get_that_finds_its_server_hanging_up_is_resent_to_another_and_a_post_is_not() {
+    let (a, h) = (Named::start("a"), Named::start("hangup"));
+    let gw = group(
+        &[&a, &h],
+        "eject_after_failures = 3\neject_backoff = \"30s\"\n",
+    );
+    // Every GET is answered: the one sent to the hanging-up server is resent to `a`, and
+    // after three failures in a row that server is out of the rotation.
+    let answers = run(&gw, 20);
+    assert_eq!(count(&answers, "a"), 20, "{answers:?}");
+    wait_until(Duration::from_secs(5), "the resends counted", || {
+        metric(gw.admin, "keyway_upstream_retries_total") >= Some(3.0)
+    });
+    wait_until(Duration::from_secs(5), "the ejection counted", || {
+        metric(
+            gw.admin,
+            "keyway_upstream_ejections_total{upstream=\"api\"}",
+        ) == Some(1.0)
+    });
+
+    // A POST is never resent: the one that meets the hang-up is a 502.
+    let (a2, h2) = (Named::start("a"), Named::start("hangup"));
+    let gw = group(&[&h2, &a2], "");
+    let post = b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi";
+    let r = exchange(gw.addr, post);
+    assert_problem(
+        &r,
+        502,
+        "upstream_unavailable",
+        Some("the upstream closed the connection before answering"),
+    );
+    assert_eq!(exchange(gw.addr, post).status, 200);
+}
