@@ -145,3 +145,60 @@ fn a_pooled_connection_closed_before_answering_is_retried_once_on_a_fresh_one() 
     let after = c.read_response("GET").json()["conn_id"].as_u64().unwrap();
     assert_ne!(first, after, "the dropped connection must not be reused");
 }
+
+/// A route's own timeouts: `response_timeout` for the head, `idle_timeout` between body reads
+/// (a stream longer than both passes while it keeps talking); other routes keep the defaults.
+#[test]
+fn a_route_has_its_own_response_and_idle_timeouts() {
+    let up = Upstream::echo();
+    let gw = Gateway::start(
+        &format!(
+            "[upstreams.api]\nservers = [\"{}\"]\n\n\
+             [[routes]]\nhost = \"strict\"\npath_prefix = \"/\"\nupstream = \"api\"\npublic = true\n\
+             response_timeout = \"300ms\"\nidle_timeout = \"400ms\"\nconnect_timeout = \"1s\"\n\n\
+             [[routes]]\npath_prefix = \"/\"\nupstream = \"api\"\npublic = true\n",
+            up.addr
+        ),
+        1,
+    );
+    let on = |host: &str, path: &str| {
+        exchange(
+            gw.addr,
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes(),
+        )
+    };
+    // The head: 300 ms on the strict route, the 30 s default elsewhere.
+    let start = Instant::now();
+    assert_problem(
+        &on("strict", "/_test/sleep/1500"),
+        504,
+        "upstream_timeout",
+        Some("the upstream did not answer in time"),
+    );
+    assert!(start.elapsed() < Duration::from_millis(1_400));
+    assert_eq!(on("other", "/_test/sleep/600").status, 200);
+
+    // Silence after the head: cut after 400 ms on the strict route; waited for elsewhere.
+    let mut c = Client::connect(gw.addr);
+    let start = Instant::now();
+    c.send(b"GET /_test/head-then-sleep/3000 HTTP/1.1\r\nHost: strict\r\n\r\n");
+    let cut = parse_cut(&c.read_until_closed());
+    assert_eq!(
+        (cut.status, cut.content_length, cut.body.len()),
+        (200, 5, 0)
+    );
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(350) && waited < Duration::from_millis(2_500),
+        "cut after {waited:?}"
+    );
+    let r = on("other", "/_test/head-then-sleep/600");
+    assert_eq!((r.status, &r.body[..]), (200, &b"hello"[..]));
+
+    // A stream of 8 events 150 ms apart (over 1 s, longer than both timeouts) is never
+    // silent for 400 ms: it passes whole.
+    let r = on("strict", "/_test/sse/8/150");
+    assert_eq!(r.status, 200);
+    let body = String::from_utf8(r.body).unwrap();
+    assert_eq!(body.matches("data: ").count(), 8, "{body:?}");
+}

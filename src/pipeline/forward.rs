@@ -48,7 +48,37 @@ pub(super) struct Answer {
     pub lease: Lease,
     pub info: ReqInfo,
     pub upstream: usize,
-    pub timeout: Duration,
+    pub timeouts: UpTimeouts,
+}
+
+/// The upstream timeouts of one request: the route's, else the upstream's, else
+/// `[timeouts]`.
+#[derive(Clone, Copy)]
+pub(super) struct UpTimeouts {
+    /// Connecting (and waiting for a busy server); `None` = the pool's own.
+    pub connect: Option<Duration>,
+    /// From the request sent to the response head; also bounds each write upstream.
+    pub head: Duration,
+    /// The longest silence between body reads once the head arrived.
+    pub idle: Duration,
+}
+
+impl UpTimeouts {
+    fn of(ctx: &ShardCtx, route: Option<usize>, upstream: usize) -> UpTimeouts {
+        let c = &ctx.shared.config;
+        let route = route.map(|r| &c.routes[r]);
+        let up = &c.upstreams[upstream];
+        UpTimeouts {
+            connect: route.and_then(|r| r.connect_timeout),
+            head: route
+                .and_then(|r| r.response_timeout)
+                .or(up.response_timeout)
+                .unwrap_or(c.timeouts.upstream_response),
+            idle: route
+                .and_then(|r| r.idle_timeout)
+                .unwrap_or(c.timeouts.upstream_idle),
+        }
+    }
 }
 
 /// Why an upstream exchange failed before its answer's head was read.
@@ -115,14 +145,12 @@ pub(super) async fn forward<S: Stream>(
     };
     write_upstream_head(ctx, conn, upstream);
     let mut pace = receive_body(ctx, conn, &info).await?;
+    let timeouts = UpTimeouts::of(ctx, conn.req.route, upstream);
     let lease = ctx.pools[upstream]
-        .checkout(Instant::now(), None)
+        .checkout(Instant::now(), None, timeouts.connect)
         .await
         .map_err(|e| pool_refusal(ctx, upstream, e, &mut conn.req.answer_lines))?;
-    let timeout = ctx.shared.config.upstreams[upstream]
-        .response_timeout
-        .unwrap_or(ctx.shared.config.timeouts.upstream_response);
-    let _ = lease.stream.set_write_timeout(Some(timeout));
+    let _ = lease.stream.set_write_timeout(Some(timeouts.head));
     if conn.up.is_parked() {
         conn.up.attach(ctx.spares.take_up(), &[]);
     }
@@ -130,7 +158,7 @@ pub(super) async fn forward<S: Stream>(
         lease,
         info,
         upstream,
-        timeout,
+        timeouts,
     };
     exchange(ctx, conn, answer, &mut pace).await
 }
@@ -223,7 +251,8 @@ async fn exchange<S: Stream>(
                 conn.req.note.bytes_in = sent;
                 conn.req.body_unread = false;
                 let up = (&mut conn.up, &mut conn.resp);
-                match read_response_head(&mut answer.lease.stream, up, info.is_head, answer.timeout)
+                let head_timeout = answer.timeouts.head;
+                match read_response_head(&mut answer.lease.stream, up, info.is_head, head_timeout)
                     .await
                 {
                     Ok(()) => {
@@ -249,8 +278,11 @@ async fn exchange<S: Stream>(
         }
         retried = true;
         // `out` still holds the head: resendable requests have no body.
-        answer.lease = resend_lease(ctx, conn, upstream, answer.lease).await?;
-        let _ = answer.lease.stream.set_write_timeout(Some(answer.timeout));
+        answer.lease = resend_lease(ctx, conn, &answer.timeouts, upstream, answer.lease).await?;
+        let _ = answer
+            .lease
+            .stream
+            .set_write_timeout(Some(answer.timeouts.head));
     }
 }
 
@@ -260,13 +292,14 @@ async fn exchange<S: Stream>(
 async fn resend_lease<S: Stream>(
     ctx: &ShardCtx,
     conn: &mut Conn<S>,
+    timeouts: &UpTimeouts,
     upstream: usize,
     failed: Lease,
 ) -> Result<Lease, Stop> {
     let pool = &ctx.pools[upstream];
     let server = failed.server();
     if failed.reused {
-        if let Ok(fresh) = pool.reconnect(failed).await {
+        if let Ok(fresh) = pool.reconnect(failed, timeouts.connect).await {
             return Ok(fresh);
         }
     } else {
@@ -274,7 +307,7 @@ async fn resend_lease<S: Stream>(
     }
     pool.failed(server, Instant::now());
     ctx.metrics.borrow_mut().upstream_retries += 1;
-    pool.checkout(Instant::now(), Some(server))
+    pool.checkout(Instant::now(), Some(server), timeouts.connect)
         .await
         .map_err(|e| pool_refusal(ctx, upstream, e, &mut conn.req.answer_lines).into())
 }

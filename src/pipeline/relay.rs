@@ -8,7 +8,7 @@
 //! that takes none of it for `timeouts.client_write` is cut off — or after [`CONTENDED_AFTER`]
 //! when other requests wait for a connection to that server. The upstream's own pace is never
 //! held against the client: a model streaming one event a minute is waited for as long as the
-//! upstream timeout allows.
+//! route's idle timeout (`idle_timeout`, else `timeouts.upstream_idle`) allows between reads.
 
 use super::forward::Answer;
 use super::heads::{client_framing, write_response_head, ClientFraming, ToClient};
@@ -82,7 +82,7 @@ pub(super) async fn relay<S: Stream>(
         lease: answer.lease,
         pool: &ctx.pools[answer.upstream],
         reusable,
-        timeout: answer.timeout,
+        timeout: answer.timeouts.idle,
     };
     let (stream, up, out) = (&mut conn.stream, &mut conn.up, &mut conn.out);
     match relay_body(source, stream, up, out, upstream_framing, framing).await {
@@ -132,6 +132,7 @@ pub(super) struct Upstream<'a> {
     pub pool: &'a Pool,
     /// The response allows reuse (framing, `Connection`, version).
     pub reusable: bool,
+    /// The longest silence between body reads (the route's `idle_timeout`).
     pub timeout: Duration,
 }
 

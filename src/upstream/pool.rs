@@ -127,8 +127,15 @@ impl Pool {
     /// A connection to one of the servers in the rotation, starting with the next in turn:
     /// an idle one if there is one, else a new one. A server that refuses is skipped for the
     /// next one, each tried at most once; `avoid` (the server a request just failed on) is
-    /// tried last, and only if no other is in the rotation.
-    pub async fn checkout(&self, now: Instant, avoid: Option<usize>) -> Result<Lease, PoolError> {
+    /// tried last, and only if no other is in the rotation. `connect` overrides the pool's
+    /// connect timeout (a route's own), which also bounds the wait for a busy server.
+    pub async fn checkout(
+        &self,
+        now: Instant,
+        avoid: Option<usize>,
+        connect: Option<Duration>,
+    ) -> Result<Lease, PoolError> {
+        let connect_timeout = connect.unwrap_or(self.connect_timeout);
         let n = self.servers.len();
         let first = self.next.get();
         self.next.set((first + 1) % n);
@@ -156,7 +163,7 @@ impl Pool {
                         continue;
                     }
                     server.waiting.set(server.waiting.get() + 1);
-                    let wait = glommio::timer::timeout(self.connect_timeout, async {
+                    let wait = glommio::timer::timeout(connect_timeout, async {
                         server.permits.acquire_static_permit(1).await
                     })
                     .await;
@@ -178,7 +185,7 @@ impl Pool {
                     _permit: permit,
                 });
             }
-            match TcpStream::connect_timeout(server.addr, self.connect_timeout).await {
+            match TcpStream::connect_timeout(server.addr, connect_timeout).await {
                 Ok(stream) => {
                     let _ = stream.set_nodelay(true);
                     return Ok(Lease {
@@ -263,13 +270,18 @@ impl Pool {
             .count()
     }
 
-    /// A fresh connection to the same server as `lease` (after a reused one proved dead).
-    pub async fn reconnect(&self, lease: Lease) -> Result<Lease, PoolError> {
+    /// A fresh connection to the same server as `lease` (after a reused one proved dead);
+    /// `connect` as in [`Pool::checkout`].
+    pub async fn reconnect(
+        &self,
+        lease: Lease,
+        connect: Option<Duration>,
+    ) -> Result<Lease, PoolError> {
         let Lease {
             server, _permit, ..
         } = lease;
         let addr = self.servers[server].addr;
-        match TcpStream::connect_timeout(addr, self.connect_timeout).await {
+        match TcpStream::connect_timeout(addr, connect.unwrap_or(self.connect_timeout)).await {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
                 Ok(Lease {

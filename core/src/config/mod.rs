@@ -111,6 +111,10 @@ pub struct Timeouts {
     pub body_grace: Duration,
     /// How long a response write may stay blocked on a client that does not read.
     pub client_write: Duration,
+    /// The longest silence between two reads of an upstream's response body, once its head
+    /// arrived (routes may override it). Default 5 minutes: a stream may run for hours,
+    /// but not sit silent for that long.
+    pub upstream_idle: Duration,
 }
 
 /// `[upstreams.NAME]`: a named group of backend servers.
@@ -160,6 +164,14 @@ pub struct Route {
     pub allow_path_params: bool,
     /// How `path_prefix` matches. Default [`PrefixMatch::Segment`].
     pub prefix_match: PrefixMatch,
+    /// Override the upstream's (then `timeouts.upstream_connect`) for this route.
+    pub connect_timeout: Option<Duration>,
+    /// Override the upstream's (then `timeouts.upstream_response`) for this route: the wait
+    /// for the response head.
+    pub response_timeout: Option<Duration>,
+    /// Override `timeouts.upstream_idle` for this route: the longest silence between body
+    /// reads once the head arrived.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// `[[routes]] prefix_match`: how a route's `path_prefix` matches the request path.
@@ -273,6 +285,7 @@ impl Default for Timeouts {
             drain: Duration::from_secs(10),
             body_grace: Duration::from_secs(10),
             client_write: Duration::from_secs(30),
+            upstream_idle: Duration::from_secs(300),
         }
     }
 }
@@ -374,6 +387,9 @@ impl Route {
             cost: 1,
             allow_path_params: false,
             prefix_match: PrefixMatch::Segment,
+            connect_timeout: None,
+            response_timeout: None,
+            idle_timeout: None,
         }
     }
 

@@ -99,6 +99,7 @@ pub struct RawTimeouts {
     pub drain: Opt<Quantity>,
     pub body_grace: Opt<Quantity>,
     pub client_write: Opt<Quantity>,
+    pub upstream_idle: Opt<Quantity>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,6 +133,9 @@ pub struct RawRoute {
     pub cost: Option<u64>,
     pub allow_path_params: Option<bool>,
     pub prefix_match: Opt<String>,
+    pub connect_timeout: Opt<Quantity>,
+    pub response_timeout: Opt<Quantity>,
+    pub idle_timeout: Opt<Quantity>,
 }
 
 /// Names the table whose field list serde printed in an "unknown field" error,

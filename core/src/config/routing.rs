@@ -235,6 +235,14 @@ fn route(raw: &RawRoute, ups: &[Upstream], max_body: u64, cx: &Ctx) -> Result<Ro
     route.allow_upgrade = raw.allow_upgrade.unwrap_or(false);
     route.cost = raw.cost.unwrap_or(1);
     route.allow_path_params = raw.allow_path_params.unwrap_or(false);
+    let timeout = |field: &str, q: &Option<Spanned<_>>| {
+        q.as_ref()
+            .map(|q| cx.duration(&format!("route {label} {field}"), q))
+            .transpose()
+    };
+    route.connect_timeout = timeout("connect_timeout", &raw.connect_timeout)?;
+    route.response_timeout = timeout("response_timeout", &raw.response_timeout)?;
+    route.idle_timeout = timeout("idle_timeout", &raw.idle_timeout)?;
     if let Some(m) = &raw.prefix_match {
         route.prefix_match = match m.get_ref().as_str() {
             "segment" => PrefixMatch::Segment,

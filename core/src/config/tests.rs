@@ -157,6 +157,7 @@ max_body_bytes = "1MB"
 [timeouts]
 head = "500ms"
 drain = "1m 30s"
+upstream_idle = "10m"
 
 [upstreams.zeta]
 servers = ["10.0.0.2:80", "[::1]:8080"]
@@ -182,6 +183,8 @@ allow_upgrade = true
 cost = 0
 allow_path_params = true
 prefix_match = "raw"
+response_timeout = "2m"
+idle_timeout = "1h"
 
 [[routes]]
 path_prefix = "/"
@@ -225,6 +228,17 @@ public = true
     assert_eq!((z.pool_size, z.queue), (8, 0));
     assert_eq!(z.connect_timeout, Some(Duration::from_millis(250)));
     assert_eq!(z.ejection, crate::health::Ejection::default());
+    assert_eq!(c.timeouts.upstream_idle, Duration::from_secs(600));
+    let r = &c.routes[0];
+    assert_eq!(
+        (r.connect_timeout, r.response_timeout, r.idle_timeout),
+        (
+            None,
+            Some(Duration::from_secs(120)),
+            Some(Duration::from_secs(3600))
+        )
+    );
+    assert_eq!(c.routes[1].idle_timeout, None);
     assert_eq!(
         c.upstreams[0].ejection,
         crate::health::Ejection {

@@ -157,6 +157,11 @@ fn upstream_errors() {
         "upstreams.api.connect_timeout is 0",
     );
     assert_err(
+        "[upstreams.api]\nservers = [\"127.0.0.1:1\"]\n[[routes]]\npath_prefix = \"/v1/\"\nupstream = \"api\"\nidle_timeout = \"0s\"\n",
+        6,
+        "route /v1/ idle_timeout is 0",
+    );
+    assert_err(
         &format!("{UP}eject_backoff = \"0s\"\n"),
         3,
         "upstreams.api.eject_backoff is 0",

@@ -276,7 +276,7 @@ fn limits(raw: &RawLimits, cx: &Ctx) -> Result<Limits, ConfigError> {
 
 fn timeouts(raw: &RawTimeouts, cx: &Ctx) -> Result<Timeouts, ConfigError> {
     let mut t = Timeouts::default();
-    let fields: [(&str, &Opt<Quantity>, &mut Duration); 8] = [
+    let fields: [(&str, &Opt<Quantity>, &mut Duration); 9] = [
         ("timeouts.head", &raw.head, &mut t.head),
         ("timeouts.body_idle", &raw.body_idle, &mut t.body_idle),
         (
@@ -300,6 +300,11 @@ fn timeouts(raw: &RawTimeouts, cx: &Ctx) -> Result<Timeouts, ConfigError> {
             "timeouts.client_write",
             &raw.client_write,
             &mut t.client_write,
+        ),
+        (
+            "timeouts.upstream_idle",
+            &raw.upstream_idle,
+            &mut t.upstream_idle,
         ),
     ];
     for (key, q, slot) in fields {
