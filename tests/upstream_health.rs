@@ -1,6 +1,7 @@
 //! Failing upstream servers leave the rotation and come back: a group of three with one killed
 //! loses (almost) no request, the killed one is tried again once its backoff ends, and a group
-//! with every server out answers 503 `upstream_down` with Retry-After.
+//! with every server out answers 503 `upstream_down` with Retry-After. Active health checks
+//! take a server out with no traffic and put it back when it passes again.
 
 mod common;
 
@@ -84,22 +85,28 @@ fn serve(name: &'static str, listener: TcpListener) -> Running {
 }
 
 /// Answers each request head (no bodies in these tests) until the peer closes. The server
-/// named `hangup` closes the connection on each request head instead, without a byte.
+/// named `hangup` closes the connection on each request head instead, without a byte; the one
+/// named `sick` answers its health check path (`/healthz`) 503.
 fn answer_all(name: &str, mut stream: TcpStream) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
         while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let health = buf.starts_with(b"GET /healthz ");
             buf.drain(..end + 4);
             if name == "hangup" {
                 // (The accept loop holds a clone: dropping ours alone would not close it.)
                 let _ = stream.shutdown(Shutdown::Both);
                 return;
             }
-            let answer = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{name}",
-                name.len()
-            );
+            let answer = if name == "sick" && health {
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_string()
+            } else {
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{name}",
+                    name.len()
+                )
+            };
             if stream.write_all(answer.as_bytes()).is_err() {
                 return;
             }
@@ -272,4 +279,40 @@ fn a_get_that_finds_its_server_hanging_up_is_resent_to_another_and_a_post_is_not
         Some("the upstream closed the connection before answering"),
     );
     assert_eq!(exchange(gw.addr, post).status, 200);
+}
+
+#[test]
+fn health_checks_take_a_server_out_with_no_traffic_and_put_it_back() {
+    let (a, sick, mut b) = (Named::start("a"), Named::start("sick"), Named::start("b"));
+    let gw = group(
+        &[&a, &sick, &b],
+        "eject_after_failures = 2\neject_backoff = \"30s\"\n\
+         health_check_path = \"/healthz\"\nhealth_check_interval = \"100ms\"\n\
+         health_check_timeout = \"500ms\"\n",
+    );
+    // The sick server fails its checks (503) and leaves the rotation before any request.
+    let out = "keyway_upstream_servers_out{upstream=\"api\"}";
+    wait_until(Duration::from_secs(5), "the sick server out", || {
+        metric(gw.admin, out) == Some(1.0)
+    });
+    let answers = run(&gw, 20);
+    assert_eq!(count(&answers, "sick"), 0, "{answers:?}");
+    assert_eq!(
+        count(&answers, "a") + count(&answers, "b"),
+        20,
+        "{answers:?}"
+    );
+
+    // b dies with no traffic: the checks take it out too.
+    b.kill();
+    wait_until(Duration::from_secs(5), "the killed server out", || {
+        metric(gw.admin, out) == Some(2.0)
+    });
+    assert_eq!(run(&gw, 5), ["a"; 5]);
+    // Back up, it passes a check and is in the rotation at once, long before its 30 s
+    // backoff would end.
+    b.restart();
+    wait_until(Duration::from_secs(5), "b back", || {
+        run(&gw, 2).iter().any(|x| x == "b")
+    });
 }

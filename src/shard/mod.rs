@@ -4,6 +4,7 @@
 //! Those timers tick every 10 ms while the shard has a client connection open and every
 //! [`IDLE_POLL`] while it has none; an accepted connection wakes them at once.
 
+mod probe;
 pub mod uring;
 
 pub use crate::context::{RequestIds, ShardCtx, Shared};
@@ -162,6 +163,10 @@ async fn run(shared: Arc<Shared>, start: ShardStart) {
     let wake = [control_wake, sync_wake];
     let accept = glommio::spawn_local(accept_loop(ctx.clone(), listener, wake));
     let sync = glommio::spawn_local(sync_loop(ctx.clone(), mesh, events.clone(), sync_nap));
+    let probes: Vec<_> = (0..ctx.pools.len())
+        .filter(|&u| ctx.shared.config.upstreams[u].health_check.is_some())
+        .map(|u| glommio::spawn_local(probe::probe_loop(ctx.clone(), u)))
+        .collect();
     let _ = events.send(ShardEvent::Listening(id));
 
     let mut published = Instant::now();
@@ -196,6 +201,9 @@ async fn run(shared: Arc<Shared>, start: ShardStart) {
 
     ctx.draining.set(true);
     accept.cancel().await;
+    for probe in probes {
+        probe.cancel().await;
+    }
     let deadline = Instant::now() + ctx.shared.config.timeouts.drain;
     while ctx.in_flight.get() > 0 && Instant::now() < deadline {
         glommio::timer::sleep(CONTROL_POLL).await;

@@ -225,6 +225,11 @@ impl Pool {
         }
     }
 
+    /// An active health check of `server` passed: it is in the rotation again at once.
+    pub fn probe_passed(&self, server: usize, now: Instant) {
+        self.change(server, |h, _, _| h.success(), now);
+    }
+
     /// The server `server` answered with a response head of this status.
     pub fn answered(&self, server: usize, status: u16, now: Instant) {
         self.change(server, |h, ms, p| h.status(status, ms, p), now);

@@ -134,6 +134,20 @@ pub struct Upstream {
     /// When a server leaves the rotation and for how long (`eject_after_failures`,
     /// `eject_after_5xx`, `eject_backoff`, `eject_max_backoff`).
     pub ejection: crate::health::Ejection,
+    /// Active health checks (`health_check_path`, `_interval`, `_timeout`); None = off.
+    pub health_check: Option<HealthCheck>,
+}
+
+/// `GET path` to every server of an upstream every `interval`: an answer 200..=399 within
+/// `timeout` passes (and puts an ejected server back), anything else counts as a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Starts with '/'; visible ASCII only.
+    pub path: String,
+    /// Default 5 s.
+    pub interval: Duration,
+    /// Default 1 s.
+    pub timeout: Duration,
 }
 
 /// `[[routes]]`: which requests go where, and whether they need a key.
@@ -367,6 +381,7 @@ impl Upstream {
             connect_timeout: None,
             response_timeout: None,
             ejection: crate::health::Ejection::default(),
+            health_check: None,
         }
     }
 }

@@ -114,6 +114,9 @@ pub struct RawUpstream {
     pub eject_after_5xx: Option<u32>,
     pub eject_backoff: Opt<Quantity>,
     pub eject_max_backoff: Opt<Quantity>,
+    pub health_check_path: Opt<String>,
+    pub health_check_interval: Opt<Quantity>,
+    pub health_check_timeout: Opt<Quantity>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,7 +8,7 @@ use toml::Spanned;
 use super::error::{line_of, ConfigError};
 use super::raw::{RawRoute, RawUpstream};
 use super::validate::Ctx;
-use super::{PrefixMatch, Route, Upstream, DEFAULT_POOL_SIZE, DEFAULT_QUEUE};
+use super::{HealthCheck, PrefixMatch, Route, Upstream, DEFAULT_POOL_SIZE, DEFAULT_QUEUE};
 use crate::health::Ejection;
 
 /// Builds the upstream list, sorted by name (the map is already ordered).
@@ -75,7 +75,46 @@ fn upstream(name: &Spanned<String>, raw: &RawUpstream, cx: &Ctx) -> Result<Upstr
         u.response_timeout = Some(cx.duration(&format!("upstreams.{n}.response_timeout"), q)?);
     }
     ejection(&mut u.ejection, raw, n, cx)?;
+    u.health_check = health_check(raw, n, cx)?;
     Ok(u)
+}
+
+/// `health_check_path` turns checks on; `_interval` and `_timeout` need it.
+fn health_check(raw: &RawUpstream, n: &str, cx: &Ctx) -> Result<Option<HealthCheck>, ConfigError> {
+    let Some(path) = &raw.health_check_path else {
+        if let Some(q) = raw
+            .health_check_interval
+            .as_ref()
+            .or(raw.health_check_timeout.as_ref())
+        {
+            return Err(cx.err(
+                &q.span(),
+                format!("upstreams.{n} sets a health check interval or timeout but no health_check_path"),
+                "add health_check_path = \"/healthz\" (the path to GET), or drop the setting",
+            ));
+        }
+        return Ok(None);
+    };
+    let p = path.get_ref();
+    if !p.starts_with('/') || p.len() > 1024 || !p.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(cx.err(
+            &path.span(),
+            format!("upstreams.{n}.health_check_path {p:?} is not a path"),
+            "write an absolute path of visible ASCII, e.g. \"/healthz\"",
+        ));
+    }
+    let mut check = HealthCheck {
+        path: p.clone(),
+        interval: Duration::from_secs(5),
+        timeout: Duration::from_secs(1),
+    };
+    if let Some(q) = &raw.health_check_interval {
+        check.interval = cx.duration(&format!("upstreams.{n}.health_check_interval"), q)?;
+    }
+    if let Some(q) = &raw.health_check_timeout {
+        check.timeout = cx.duration(&format!("upstreams.{n}.health_check_timeout"), q)?;
+    }
+    Ok(Some(check))
 }
 
 /// `eject_after_failures` (0 = never), `eject_after_5xx` (0 = never, the default),

@@ -170,6 +170,8 @@ servers = ["10.0.0.1:80"]
 eject_after_failures = 5
 eject_after_5xx = 2
 eject_backoff = "2s"
+health_check_path = "/healthz?deep=1"
+health_check_interval = "10s"
 
 [[routes]]
 path_prefix = "/"
@@ -229,6 +231,15 @@ public = true
     assert_eq!(z.connect_timeout, Some(Duration::from_millis(250)));
     assert_eq!(z.ejection, crate::health::Ejection::default());
     assert_eq!(c.timeouts.upstream_idle, Duration::from_secs(600));
+    assert_eq!(z.health_check, None);
+    assert_eq!(
+        c.upstreams[0].health_check,
+        Some(super::HealthCheck {
+            path: "/healthz?deep=1".into(),
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(1),
+        })
+    );
     let r = &c.routes[0];
     assert_eq!(
         (r.connect_timeout, r.response_timeout, r.idle_timeout),

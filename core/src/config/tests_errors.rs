@@ -162,6 +162,21 @@ fn upstream_errors() {
         "route /v1/ idle_timeout is 0",
     );
     assert_err(
+        &format!("{UP}health_check_interval = \"1s\"\n"),
+        3,
+        "upstreams.api sets a health check interval or timeout but no health_check_path; add health_check_path",
+    );
+    assert_err(
+        &format!("{UP}health_check_path = \"healthz\"\n"),
+        3,
+        "upstreams.api.health_check_path \"healthz\" is not a path; write an absolute path",
+    );
+    assert_err(
+        &format!("{UP}health_check_path = \"/a b\"\n"),
+        3,
+        "is not a path",
+    );
+    assert_err(
         &format!("{UP}eject_backoff = \"0s\"\n"),
         3,
         "upstreams.api.eject_backoff is 0",

@@ -1,0 +1,113 @@
+//! Active health checks. For an upstream with `health_check_path`, each shard sends
+//! `GET path` to each of its servers every `health_check_interval`, on a fresh connection
+//! (never a pooled one), and reads the status line within `health_check_timeout`. A status
+//! 200..=399 passes and puts an ejected server back at once; anything else (refused, timed
+//! out, closed, another status, a malformed line) counts as one failure toward
+//! `eject_after_failures`, as a failed request does. Probes run per shard, like the passive
+//! health they feed (docs/architecture.md).
+
+use crate::context::ShardCtx;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use keyway_core::config::HealthCheck;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+/// The longest status line read from a probe answer.
+const MAX_STATUS_LINE: usize = 256;
+
+/// Probes `upstream`'s servers until the task is cancelled (at drain).
+pub async fn probe_loop(ctx: Rc<ShardCtx>, upstream: usize) {
+    let up = &ctx.shared.config.upstreams[upstream];
+    let Some(check) = &up.health_check else {
+        return;
+    };
+    let pool = &ctx.pools[upstream];
+    loop {
+        glommio::timer::sleep(check.interval).await;
+        for (server, &addr) in up.servers.iter().enumerate() {
+            let passed = probe(addr, check).await;
+            let now = Instant::now();
+            if passed {
+                pool.probe_passed(server, now);
+            } else {
+                pool.failed(server, now);
+            }
+        }
+    }
+}
+
+/// One check of one server: true when it answered 200..=399 in time.
+async fn probe(addr: SocketAddr, check: &HealthCheck) -> bool {
+    let attempt = async { Some(status_of(addr, &check.path).await) };
+    let deadline = async {
+        glommio::timer::sleep(check.timeout).await;
+        None
+    };
+    matches!(
+        futures_lite::future::or(attempt, deadline).await,
+        Some(Some(200..=399))
+    )
+}
+
+/// The status of `GET path` at `addr`, or None if it could not be had.
+async fn status_of(addr: SocketAddr, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(addr).await.ok()?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: keyway-health-check\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut line = Vec::with_capacity(64);
+    let mut buf = [0u8; 128];
+    while !line.contains(&b'\n') && line.len() < MAX_STATUS_LINE {
+        let n = stream.read(&mut buf).await.ok()?;
+        if n == 0 {
+            break;
+        }
+        line.extend_from_slice(&buf[..n]);
+    }
+    parse_status(&line)
+}
+
+/// `HTTP/1.x NNN` at the start of `line`.
+fn parse_status(line: &[u8]) -> Option<u16> {
+    let rest = line
+        .strip_prefix(b"HTTP/1.1 ")
+        .or_else(|| line.strip_prefix(b"HTTP/1.0 "))?;
+    let digits = rest.get(..3)?;
+    if !digits.iter().all(u8::is_ascii_digit)
+        || rest.get(3).is_some_and(|&b| b != b' ' && b != b'\r')
+    {
+        return None;
+    }
+    let code = digits
+        .iter()
+        .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+    (100..=599).contains(&code).then_some(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_status;
+
+    #[test]
+    fn reads_the_status_or_nothing() {
+        assert_eq!(parse_status(b"HTTP/1.1 200 OK\r\n"), Some(200));
+        assert_eq!(parse_status(b"HTTP/1.0 503\r\n"), Some(503));
+        assert_eq!(parse_status(b"HTTP/1.1 204 "), Some(204));
+        for bad in [
+            &b""[..],
+            b"HTTP/1.1 ",
+            b"HTTP/1.1 20",
+            b"HTTP/1.1 2000 x",
+            b"HTTP/2 200 OK",
+            b"HTTP/1.1 099 x",
+            b"HTTP/1.1 600 x",
+            b"http/1.1 200 OK",
+            b"HTTP/1.1 2a0 x",
+        ] {
+            assert_eq!(parse_status(bad), None, "{bad:?}");
+        }
+    }
+}
