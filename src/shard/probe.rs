@@ -70,14 +70,16 @@ async fn status_of(addr: SocketAddr, path: &str) -> Option<u16> {
     parse_status(&line)
 }
 
-/// `HTTP/1.x NNN` at the start of `line`.
+/// `HTTP/1.x NNN` at the start of `line`, the code followed by the end, a space, CR or LF.
 fn parse_status(line: &[u8]) -> Option<u16> {
     let rest = line
         .strip_prefix(b"HTTP/1.1 ")
         .or_else(|| line.strip_prefix(b"HTTP/1.0 "))?;
     let digits = rest.get(..3)?;
     if !digits.iter().all(u8::is_ascii_digit)
-        || rest.get(3).is_some_and(|&b| b != b' ' && b != b'\r')
+        || rest
+            .get(3)
+            .is_some_and(|&b| !matches!(b, b' ' | b'\r' | b'\n'))
     {
         return None;
     }
@@ -90,6 +92,29 @@ fn parse_status(line: &[u8]) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::parse_status;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any bytes a health-checked server sends: no panic, and a status only when the
+        /// line starts with `HTTP/1.x ` and three digits in range followed by the end,
+        /// a space or CR.
+        #[test]
+        fn any_bytes_give_a_status_only_when_well_formed(line in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let got = parse_status(&line);
+            if let Some(code) = got {
+                prop_assert!((100..=599).contains(&code));
+                prop_assert!(line.starts_with(b"HTTP/1.1 ") || line.starts_with(b"HTTP/1.0 "));
+                let digits = code.to_string();
+                prop_assert_eq!(&line[9..12], digits.as_bytes());
+            }
+        }
+
+        #[test]
+        fn every_well_formed_status_is_read(code in 100u16..=599, minor in 0u8..=1, tail in "( [ -~]{0,20})?\r?\n?") {
+            let line = format!("HTTP/1.{minor} {code}{tail}");
+            prop_assert_eq!(parse_status(line.as_bytes()), Some(code));
+        }
+    }
 
     #[test]
     fn reads_the_status_or_nothing() {
