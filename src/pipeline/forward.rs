@@ -278,7 +278,10 @@ async fn exchange<S: Stream>(
         }
         retried = true;
         // `out` still holds the head: resendable requests have no body.
-        answer.lease = resend_lease(ctx, conn, &answer.timeouts, upstream, answer.lease).await?;
+        // Boxed: the rare path's futures (a connect, a checkout) stay out of every request's
+        // inline future state, which is copied each time it is built.
+        let resend = resend_lease(ctx, conn, &answer.timeouts, upstream, answer.lease);
+        answer.lease = Box::pin(resend).await?;
         let _ = answer
             .lease
             .stream
