@@ -217,44 +217,32 @@ fn escape(s: &str) -> String {
 
 /// Retries, ejections and servers out of the rotation (docs/metrics.md).
 fn upstream_health(out: &mut String, m: &ShardMetrics, upstreams: &[String]) {
-    let name = |u: usize| escape(upstreams.get(u).map(String::as_str).unwrap_or("?"));
     let _ = writeln!(
         out,
-        "# HELP {} Requests resent to another upstream server after a failure before any response byte.\n# TYPE {} counter\n{} {}",
-        names::UPSTREAM_RETRIES_TOTAL,
-        names::UPSTREAM_RETRIES_TOTAL,
-        names::UPSTREAM_RETRIES_TOTAL,
-        m.upstream_retries
+        "# HELP {n} Requests resent to another upstream server after a failure before any response byte.\n# TYPE {n} counter\n{n} {}",
+        m.upstream_retries,
+        n = names::UPSTREAM_RETRIES_TOTAL,
     );
-    let _ = writeln!(
-        out,
-        "# HELP {} Times a server left a shard's rotation after failing.\n# TYPE {} counter",
-        names::UPSTREAM_EJECTIONS_TOTAL,
-        names::UPSTREAM_EJECTIONS_TOTAL
-    );
-    for (u, n) in m.upstream_ejections.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "{}{{upstream=\"{}\"}} {}",
+    let series = [
+        (
             names::UPSTREAM_EJECTIONS_TOTAL,
-            name(u),
-            n
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP {} Servers out of the rotation (the most any shard has out).\n# TYPE {} gauge",
-        names::UPSTREAM_SERVERS_OUT,
-        names::UPSTREAM_SERVERS_OUT
-    );
-    for (u, n) in m.upstream_servers_out.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "{}{{upstream=\"{}\"}} {}",
+            "counter",
+            "Times a server left a shard's rotation after failing.",
+            &m.upstream_ejections,
+        ),
+        (
             names::UPSTREAM_SERVERS_OUT,
-            name(u),
-            n
-        );
+            "gauge",
+            "Servers out of the rotation (the most any shard has out).",
+            &m.upstream_servers_out,
+        ),
+    ];
+    for (name, kind, help, values) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (u, v) in values.iter().enumerate() {
+            let upstream = escape(upstreams.get(u).map(String::as_str).unwrap_or("?"));
+            let _ = writeln!(out, "{name}{{upstream=\"{upstream}\"}} {v}");
+        }
     }
 }
 
