@@ -166,10 +166,17 @@ fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
                 .iter()
                 .map(|u| u.name.clone())
                 .collect();
+            let servers: Vec<(String, String)> = shared
+                .config
+                .upstreams
+                .iter()
+                .flat_map(|u| u.servers.iter().map(|s| (u.name.clone(), s.to_string())))
+                .collect();
             let body = render(
                 &shared.published,
                 &routes,
                 &upstreams,
+                &servers,
                 &Gauges {
                     snapshot_generation: status.generation.unwrap_or(0),
                     snapshot_keys: status.keys,

@@ -162,9 +162,12 @@ impl ShardCtx {
     pub fn copy_pool_health(&self) {
         let now = std::time::Instant::now();
         let mut m = self.metrics.borrow_mut();
+        m.server_out.clear();
         for (i, pool) in self.pools.iter().enumerate() {
             m.upstream_ejections[i] = pool.ejections();
-            m.upstream_servers_out[i] = pool.out_count(now) as u64;
+            let before = m.server_out.len();
+            m.server_out.extend(pool.out_flags(now).map(u8::from));
+            m.upstream_servers_out[i] = m.server_out[before..].iter().map(|&o| u64::from(o)).sum();
         }
     }
 

@@ -295,6 +295,14 @@ fn health_checks_take_a_server_out_with_no_traffic_and_put_it_back() {
     wait_until(Duration::from_secs(5), "the sick server out", || {
         metric(gw.admin, out) == Some(1.0)
     });
+    let server_out = |s: &Named| {
+        let series = format!(
+            "keyway_upstream_server_out{{upstream=\"api\",server=\"{}\"}}",
+            s.addr
+        );
+        metric(gw.admin, &series)
+    };
+    assert_eq!((server_out(&sick), server_out(&a)), (Some(1.0), Some(0.0)));
     let answers = run(&gw, 20);
     assert_eq!(count(&answers, "sick"), 0, "{answers:?}");
     assert_eq!(

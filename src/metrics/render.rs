@@ -14,10 +14,12 @@ pub struct Gauges {
 }
 
 /// Renders all metrics. `routes` and `upstreams` name the indexed slots.
+/// `servers`: every upstream's servers in config order, as (upstream name, address).
 pub fn render(
     published: &Published,
     routes: &[String],
     upstreams: &[String],
+    servers: &[(String, String)],
     g: &Gauges,
 ) -> String {
     let mut merged: Option<ShardMetrics> = None;
@@ -37,12 +39,19 @@ pub fn render(
                 for (a, b) in acc.upstream_ejections.iter_mut().zip(&m.upstream_ejections) {
                     *a += b;
                 }
-                // Each shard judges its servers alone: the most any shard has out.
+                // Each shard judges its servers alone: the most any shard has out, and a
+                // server is out if any shard has it out.
                 for (a, b) in acc
                     .upstream_servers_out
                     .iter_mut()
                     .zip(&m.upstream_servers_out)
                 {
+                    *a = (*a).max(*b);
+                }
+                if acc.server_out.len() < m.server_out.len() {
+                    acc.server_out.resize(m.server_out.len(), 0);
+                }
+                for (a, b) in acc.server_out.iter_mut().zip(&m.server_out) {
                     *a = (*a).max(*b);
                 }
                 let _ = acc.request_us.add(&m.request_us);
@@ -116,7 +125,7 @@ pub fn render(
                 );
             }
         }
-        upstream_health(&mut out, m, upstreams);
+        upstream_health(&mut out, m, upstreams, servers);
         let _ = writeln!(
             out,
             "# HELP {} Requests refused by a rate limit or quota, by plan.",
@@ -216,7 +225,12 @@ fn escape(s: &str) -> String {
 }
 
 /// Retries, ejections and servers out of the rotation (docs/metrics.md).
-fn upstream_health(out: &mut String, m: &ShardMetrics, upstreams: &[String]) {
+fn upstream_health(
+    out: &mut String,
+    m: &ShardMetrics,
+    upstreams: &[String],
+    servers: &[(String, String)],
+) {
     let _ = writeln!(
         out,
         "# HELP {n} Requests resent to another upstream server after a failure before any response byte.\n# TYPE {n} counter\n{n} {}",
@@ -244,6 +258,20 @@ fn upstream_health(out: &mut String, m: &ShardMetrics, upstreams: &[String]) {
             let _ = writeln!(out, "{name}{{upstream=\"{upstream}\"}} {v}");
         }
     }
+    let _ = writeln!(
+        out,
+        "# HELP {n} 1 if the server is out of the rotation on any shard.\n# TYPE {n} gauge",
+        n = names::UPSTREAM_SERVER_OUT
+    );
+    for ((up, addr), o) in servers.iter().zip(&m.server_out) {
+        let _ = writeln!(
+            out,
+            "{}{{upstream=\"{}\",server=\"{}\"}} {o}",
+            names::UPSTREAM_SERVER_OUT,
+            escape(up),
+            escape(addr)
+        );
+    }
 }
 
 #[cfg(test)]
@@ -257,7 +285,9 @@ mod tests {
         let mut a = ShardMetrics::new(1, 1);
         a.request(Some(0), Outcome::Proxied, 100);
         a.request(None, Outcome::Refused(Problem::NoRoute), 10);
+        a.server_out = vec![0];
         let mut b = ShardMetrics::new(1, 1);
+        b.server_out = vec![1];
         b.request(Some(0), Outcome::Proxied, 300);
         b.upstream_error(0, UpstreamErrorKind::Timeout);
         p.publish(0, &a);
@@ -266,6 +296,7 @@ mod tests {
             &p,
             &["/v1/".to_string()],
             &["api".to_string()],
+            &[("api".to_string(), "127.0.0.1:9".to_string())],
             &Gauges {
                 snapshot_generation: 3,
                 snapshot_keys: 10,
@@ -281,5 +312,9 @@ mod tests {
         assert!(text.contains("keyway_upstream_errors_total{upstream=\"api\",kind=\"timeout\"} 1"));
         assert!(text.contains("keyway_request_duration_seconds_count 3"));
         assert!(text.contains("keyway_snapshot_generation 3"));
+        assert!(
+            text.contains("keyway_upstream_server_out{upstream=\"api\",server=\"127.0.0.1:9\"} 1"),
+            "{text}"
+        );
     }
 }

@@ -91,6 +91,8 @@ pub struct ShardMetrics {
     pub upstream_ejections: Vec<u64>,
     /// Per upstream: its servers out of this shard's rotation (a gauge, copied likewise).
     pub upstream_servers_out: Vec<u64>,
+    /// Per server of every upstream, in config order: 1 if out of this shard's rotation.
+    pub server_out: Vec<u8>,
     /// Microseconds, 1 µs to 1 hour, 3 significant digits.
     pub request_us: Histogram<u64>,
     pub upstream_us: Histogram<u64>,
@@ -114,6 +116,7 @@ impl ShardMetrics {
             upstream_retries: 0,
             upstream_ejections: vec![0; upstreams],
             upstream_servers_out: vec![0; upstreams],
+            server_out: Vec::new(),
             request_us: hist(),
             upstream_us: hist(),
             connections_active: 0,

@@ -267,12 +267,12 @@ impl Pool {
         self.ejections.get()
     }
 
-    /// How many servers are out of the rotation now.
-    pub fn out_count(&self, now: Instant) -> usize {
+    /// Whether each server is out of the rotation now, in config order.
+    pub fn out_flags(&self, now: Instant) -> impl Iterator<Item = bool> + '_ {
         let ms = self.ms(now);
-        let out = self.servers.iter();
-        out.filter(|s| s.health.get().is_out(ms, &self.ejection))
-            .count()
+        self.servers
+            .iter()
+            .map(move |s| s.health.get().is_out(ms, &self.ejection))
     }
 
     /// A fresh connection to the same server as `lease` (after a reused one proved dead);
