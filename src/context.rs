@@ -141,6 +141,8 @@ pub struct ShardCtx {
     /// This shard's rate counters (local counts plus what the other shards reported).
     pub limiter: RefCell<Limiter>,
     pub ratelimit_headers: HeaderMode,
+    /// `limits.shed_after_in_flight`: when this shard refuses low-priority plans.
+    pub shedding: keyway_core::shedding::Shedding,
     /// `[ratelimit] max_wait` in ms, and how many requests wait at the margin now.
     pub limit_max_wait_ms: i64,
     pub limit_waiting: Cell<usize>,
@@ -243,6 +245,9 @@ impl ShardCtx {
             date_of: Cell::new(now),
             limiter: RefCell::new(limiter),
             ratelimit_headers,
+            shedding: keyway_core::shedding::Shedding {
+                after_in_flight: c.limits.shed_after_in_flight,
+            },
             limit_max_wait_ms: c.ratelimit.max_wait.as_millis() as i64,
             limit_waiting: Cell::new(0),
             audit: audit.map(ShardAudit::new),

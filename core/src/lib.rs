@@ -66,3 +66,4 @@ pub mod keys;
 pub mod keytable;
 pub mod policy;
 pub mod ratelimit;
+pub mod shedding;

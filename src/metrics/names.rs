@@ -9,6 +9,7 @@ pub const UPSTREAM_EJECTIONS_TOTAL: &str = "keyway_upstream_ejections_total";
 pub const UPSTREAM_SERVERS_OUT: &str = "keyway_upstream_servers_out";
 pub const UPSTREAM_SERVER_OUT: &str = "keyway_upstream_server_out";
 pub const RATELIMITED_TOTAL: &str = "keyway_ratelimited_total";
+pub const SHED_TOTAL: &str = "keyway_shed_total";
 pub const RATELIMIT_WAITS_TOTAL: &str = "keyway_ratelimit_waits_total";
 pub const SNAPSHOT_GENERATION: &str = "keyway_snapshot_generation";
 pub const SNAPSHOT_KEYS: &str = "keyway_snapshot_keys";

@@ -59,12 +59,8 @@ pub fn render(
                 acc.connections_active += m.connections_active;
                 acc.limit_waits += m.limit_waits;
                 acc.audit_dropped += m.audit_dropped;
-                for (plan, n) in &m.ratelimited {
-                    match acc.ratelimited.iter_mut().find(|(p, _)| p == plan) {
-                        Some((_, total)) => *total += n,
-                        None => acc.ratelimited.push((plan.clone(), *n)),
-                    }
-                }
+                add_by_plan(&mut acc.ratelimited, &m.ratelimited);
+                add_by_plan(&mut acc.shed, &m.shed);
             }
         }
     }
@@ -126,21 +122,18 @@ pub fn render(
             }
         }
         upstream_health(&mut out, m, upstreams, servers);
-        let _ = writeln!(
-            out,
-            "# HELP {} Requests refused by a rate limit or quota, by plan.",
-            names::RATELIMITED_TOTAL
+        by_plan(
+            &mut out,
+            names::RATELIMITED_TOTAL,
+            "Requests refused by a rate limit or quota, by plan.",
+            &m.ratelimited,
         );
-        let _ = writeln!(out, "# TYPE {} counter", names::RATELIMITED_TOTAL);
-        for (plan, n) in &m.ratelimited {
-            let _ = writeln!(
-                out,
-                "{}{{plan=\"{}\"}} {}",
-                names::RATELIMITED_TOTAL,
-                escape(plan),
-                n
-            );
-        }
+        by_plan(
+            &mut out,
+            names::SHED_TOTAL,
+            "Requests shed under load (503 overloaded), by plan (none: public routes).",
+            &m.shed,
+        );
         let _ = writeln!(
             out,
             "# HELP {} Requests that waited for room held back for other shards.",
@@ -216,6 +209,24 @@ fn summary(out: &mut String, name: &str, help: &str, h: &hdrhistogram::Histogram
     let sum = h.mean() * h.len() as f64 / 1e6;
     let _ = writeln!(out, "{name}_sum {sum}");
     let _ = writeln!(out, "{name}_count {}", h.len());
+}
+
+/// Adds per-plan counts into `acc`.
+fn add_by_plan(acc: &mut Vec<(String, u64)>, more: &[(String, u64)]) {
+    for (plan, n) in more {
+        match acc.iter_mut().find(|(p, _)| p == plan) {
+            Some((_, total)) => *total += n,
+            None => acc.push((plan.clone(), *n)),
+        }
+    }
+}
+
+/// A per-plan counter family.
+fn by_plan(out: &mut String, name: &str, help: &str, counts: &[(String, u64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (plan, n) in counts {
+        let _ = writeln!(out, "{name}{{plan=\"{}\"}} {n}", escape(plan));
+    }
 }
 
 fn escape(s: &str) -> String {

@@ -99,6 +99,8 @@ pub struct ShardMetrics {
     pub connections_active: u64,
     /// Requests refused by a rate limit or quota, by plan name (few plans: a short list).
     pub ratelimited: Vec<(String, u64)>,
+    /// Requests shed under load, by plan name (`none` on public routes).
+    pub shed: Vec<(String, u64)>,
     /// Requests that waited at the margin for the cross-shard reserve (whatever the outcome).
     pub limit_waits: u64,
     /// Audit lines dropped because the writer's queue was full.
@@ -121,6 +123,7 @@ impl ShardMetrics {
             upstream_us: hist(),
             connections_active: 0,
             ratelimited: Vec::new(),
+            shed: Vec::new(),
             limit_waits: 0,
             audit_dropped: 0,
         }
@@ -141,16 +144,26 @@ impl ShardMetrics {
 
     /// Counts a 429 for `plan` (allocates only the first time a plan is seen).
     pub fn ratelimited(&mut self, plan: &str) {
-        match self.ratelimited.iter_mut().find(|(p, _)| p == plan) {
-            Some((_, n)) => *n += 1,
-            None => self.ratelimited.push((plan.to_string(), 1)),
-        }
+        count_for(&mut self.ratelimited, plan);
+    }
+
+    /// Counts a request shed for `plan`.
+    pub fn shed(&mut self, plan: &str) {
+        count_for(&mut self.shed, plan);
     }
 
     #[inline]
     pub fn upstream_error(&mut self, upstream: usize, kind: UpstreamErrorKind) {
         let i = upstream * UpstreamErrorKind::ALL.len() + kind as usize;
         self.upstream_errors[i] += 1;
+    }
+}
+
+/// One more for `plan` in a short per-plan list (allocates the first time a plan is seen).
+fn count_for(list: &mut Vec<(String, u64)>, plan: &str) {
+    match list.iter_mut().find(|(p, _)| p == plan) {
+        Some((_, n)) => *n += 1,
+        None => list.push((plan.to_string(), 1)),
     }
 }
 

@@ -210,11 +210,13 @@ async fn handle<S: Stream>(ctx: &ShardCtx, conn: &mut Conn<S>) -> Finished {
 async fn steps<S: Stream>(ctx: &ShardCtx, conn: &mut Conn<S>) -> Result<Finished, Stop> {
     let route = steps::route(ctx, conn)?;
     let target = if ctx.shared.config.routes[route].public {
+        steps::shed(ctx, conn, None)?;
         steps::public_target(ctx, conn, route)?
     } else {
         let keys = steps::key_table(ctx)?;
         let caller = steps::authenticate(ctx, conn, route, &keys)?;
         let target = steps::authorize(ctx, conn, route, &keys, &caller.key)?;
+        steps::shed(ctx, conn, Some(&caller.key.plan()))?;
         steps::admit(ctx, conn, route, &caller.key).await?;
         steps::identify(ctx, conn, &caller);
         target

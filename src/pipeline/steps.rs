@@ -13,7 +13,7 @@ use crate::context::ShardCtx;
 use crate::error::Problem;
 use crate::http::headers::HeaderKind;
 use crate::http::Framing;
-use crate::keys::{digest, Authenticated, KeyView};
+use crate::keys::{digest, Authenticated, KeyView, PlanView};
 use crate::keytable::KeyTable;
 use crate::policy::path::{judge_target, PARAMS_REFUSED};
 use crate::policy::{client_ip_lines, decide, Denial};
@@ -177,6 +177,30 @@ fn judged_path<'b, S: Stream>(conn: &'b Conn<S>, buf: &'b [u8]) -> &'b [u8] {
     } else {
         conn.head.path.get(buf)
     }
+}
+
+/// Shed: past the shard's shedding point for the plan's priority (`limits.shed_after_in_flight`,
+/// keyway-core `shedding`), 503 `overloaded` with `Retry-After`, before the request costs any
+/// rate-limit count or upstream work. `plan`: the key's, `None` on a public route (priority 0).
+pub(super) fn shed<S: Stream>(
+    ctx: &ShardCtx,
+    conn: &mut Conn<S>,
+    plan: Option<&PlanView<'_>>,
+) -> Result<(), Refusal> {
+    let priority = plan.map_or(0, PlanView::priority);
+    if !ctx.shedding.sheds(priority, ctx.in_flight.get() as u64) {
+        return Ok(());
+    }
+    ctx.metrics
+        .borrow_mut()
+        .shed(plan.map_or("none", |p| p.name()));
+    conn.req
+        .answer_lines
+        .extend_from_slice(b"Retry-After: 1\r\n");
+    Err(Refusal::new(
+        Problem::Overloaded,
+        "the gateway is shedding load and serves higher-priority plans first; retry after the Retry-After seconds",
+    ))
 }
 
 /// Admit: all of the key's rate limits and its quota at once, counted only if all admit.

@@ -96,6 +96,10 @@ pub struct Limits {
     /// Open client connections from one address, gateway-wide (each shard allows its share,
     /// rounded up). A trusted proxy's connections count for the client it forwards.
     pub max_connections_per_ip: usize,
+    /// Requests in flight per shard past which plans of priority 0 are shed (503
+    /// `overloaded`), lower priorities sooner and higher later (keyway-core `shedding`).
+    /// 0 = never shed (the default).
+    pub shed_after_in_flight: u32,
 }
 
 /// `[timeouts]`: all strictly positive.
@@ -245,6 +249,7 @@ impl Default for Limits {
             min_body_rate: 1024,
             max_connections_per_shard: 16384,
             max_connections_per_ip: 1024,
+            shed_after_in_flight: 0,
         }
     }
 }

@@ -72,6 +72,7 @@ pub struct RawLimits {
     pub min_body_rate: Opt<Quantity>,
     pub max_connections_per_shard: Opt<Quantity>,
     pub max_connections_per_ip: Opt<Quantity>,
+    pub shed_after_in_flight: Opt<Quantity>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -152,6 +152,7 @@ meta_prefix = "X-Meta-"
 max_request_line = 4096
 max_head_bytes = "32 KiB"
 max_headers = 50
+shed_after_in_flight = 200
 max_body_bytes = "1MB"
 
 [timeouts]
@@ -231,6 +232,7 @@ public = true
     assert_eq!(z.connect_timeout, Some(Duration::from_millis(250)));
     assert_eq!(z.ejection, crate::health::Ejection::default());
     assert_eq!(c.timeouts.upstream_idle, Duration::from_secs(600));
+    assert_eq!(c.limits.shed_after_in_flight, 200);
     assert_eq!(z.health_check, None);
     assert_eq!(
         c.upstreams[0].health_check,

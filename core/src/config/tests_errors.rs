@@ -322,6 +322,11 @@ fn cidr_errors() {
 #[test]
 fn limit_errors() {
     assert_err(
+        "[limits]\nshed_after_in_flight = 5000000000\n",
+        2,
+        "limits.shed_after_in_flight 5000000000 is too large",
+    );
+    assert_err(
         "[limits]\nmax_headers = 0\n",
         2,
         "limits.max_headers is 0; set it to at least 1",

@@ -250,6 +250,20 @@ fn limits(raw: &RawLimits, cx: &Ctx) -> Result<Limits, ConfigError> {
     if let Some(q) = &raw.max_connections_per_ip {
         l.max_connections_per_ip = count("limits.max_connections_per_ip", q)?;
     }
+    if let Some(q) = &raw.shed_after_in_flight {
+        // 0 is allowed here: it turns shedding off.
+        let n = match q.get_ref() {
+            Quantity::Int(0) => 0,
+            _ => count("limits.shed_after_in_flight", q)?,
+        };
+        l.shed_after_in_flight = u32::try_from(n).map_err(|_| {
+            cx.err(
+                &q.span(),
+                format!("limits.shed_after_in_flight {n} is too large"),
+                "write at most 4294967295, or 0 to never shed",
+            )
+        })?;
+    }
     if let Some(q) = &raw.min_body_rate {
         l.min_body_rate = cx.size("limits.min_body_rate", q)?;
     }
