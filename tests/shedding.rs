@@ -10,20 +10,13 @@ use std::process::Command;
 fn load(gw: &Gateway, key: &str, rate: u32) -> std::thread::JoinHandle<serde_json::Value> {
     let (target, key) = (gw.addr.to_string(), key.to_string());
     std::thread::spawn(move || {
-        let out = Command::new(loadtest_bin())
-            .args(["run", "--target", &target, "--path", "/_test/sleep/20"])
+        let mut cmd = Command::new(loadtest_bin());
+        cmd.args(["run", "--target", &target, "--path", "/_test/sleep/20"])
             .args(["--rate", &rate.to_string(), "--connections", "48"])
             .args(["--duration", "3s", "--warmup", "500ms", "--timeout", "5s"])
             .args(["--cpus", "none", "--json"])
-            .args(["-H", &format!("x-api-key: {key}")])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+            .args(["-H", &format!("x-api-key: {key}")]);
+        serde_json::from_slice(&output_ok(&mut cmd)).unwrap()
     })
 }
 

@@ -547,18 +547,21 @@ pub const PUBLIC_ALL: &str = "[[routes]]\npath_prefix = \"/\"\nupstream = \"api\
 
 /// Runs `keyway --config CONFIG ARGS...`, asserts it succeeded, returns its stdout.
 pub fn cli_ok(config: &Path, args: &[&str]) -> String {
-    let out = Command::new(keyway_bin())
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
+    let mut cmd = Command::new(keyway_bin());
+    cmd.arg("--config").arg(config).args(args);
+    String::from_utf8_lossy(&output_ok(&mut cmd)).to_string()
+}
+
+/// Runs `cmd` to its end and returns its stdout; panics with the command and its stderr
+/// unless it succeeded.
+pub fn output_ok(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
-        "keyway {args:?}: {}",
+        "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).to_string()
+    out.stdout
 }
 
 /// `keyway keys create --json ARGS...`: the new key's (id, secret).
