@@ -445,3 +445,34 @@ fn an_absurd_rotation_grace_is_refused_in_one_line() {
         .is_empty());
     env.ok(&["keys", "rotate", &id, "--grace", "366d"]);
 }
+
+/// `store backup` writes a copy that is a working database (the same keys), never
+/// overwrites, and the original keeps working.
+#[test]
+fn store_backup_copies_the_database_online_and_never_overwrites() {
+    let mut env = Env::new();
+    env.ok(&["plans", "set", "free", "--scope", "GET /v1/**"]);
+    let created = env.json(&[
+        "keys", "create", "--tenant", "acme", "--plan", "free", "--json",
+    ]);
+    let id = created["id"].as_str().unwrap().to_string();
+    let backup = env.db.with_file_name("backup.db");
+    let said = env.ok(&["store", "backup", backup.to_str().unwrap()]);
+    assert!(said.contains("(1 keys)"), "{said}");
+
+    // The copy is a database of its own with the same key.
+    let mut copy = Env::new();
+    copy.db = backup.clone();
+    let listed = copy.json(&["keys", "list", "--json"]);
+    assert!(listed.to_string().contains(&id), "{listed}");
+
+    // A second backup to the same file is refused; the first is left as it was.
+    let before = std::fs::read(&backup).unwrap();
+    let err = env.fails(&["store", "backup", backup.to_str().unwrap()]);
+    assert!(err.contains("the file exists"), "{err}");
+    assert_eq!(std::fs::read(&backup).unwrap(), before);
+    // The original still works, and the copy never held a secret.
+    env.ok(&["keys", "show", &id]);
+    let secret = created["key"].as_str().unwrap();
+    assert!(!file_contains(&backup, secret));
+}

@@ -14,6 +14,7 @@ mod quickstart;
 mod reload;
 pub mod render;
 pub mod snapshot;
+mod store_cmd;
 pub mod usage;
 
 pub use context::{CliContext, CliError};
@@ -72,6 +73,9 @@ pub enum Command {
     /// Build or inspect the snapshot the gateway loads.
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCmd),
+    /// Look after the key database: back it up while it is in use.
+    #[command(subcommand)]
+    Store(store_cmd::StoreCmd),
     /// Make the running gateway reload its key table (SIGHUP) and wait for the outcome.
     Reload {
         /// How long to wait for every shard to confirm.
@@ -118,6 +122,7 @@ pub fn run() -> i32 {
         Command::Keys(cmd) => with_keys_context(&paths, |ctx| keys::run(cmd, ctx)),
         Command::Plans(cmd) => with_keys_context(&paths, |ctx| plans::run(cmd, ctx)),
         Command::Snapshot(cmd) => with_keys_context(&paths, |ctx| snapshot::run(cmd, ctx)),
+        Command::Store(cmd) => with_keys_context(&paths, |ctx| store_cmd::run(cmd, ctx)),
         Command::Serve {
             listen,
             admin_listen,

@@ -120,6 +120,22 @@ impl Store {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
     }
 
+    /// Writes a consistent copy of the database to `path` (`VACUUM INTO`: one read
+    /// transaction, so writers carry on and the copy is a single point in time). Refuses a
+    /// `path` that exists.
+    pub fn backup_to(&self, path: &Path) -> Result<()> {
+        if path.exists() {
+            return Err(StoreError::Invalid(
+                "the file exists; choose a new name (a backup never overwrites)".into(),
+            ));
+        }
+        let target = path
+            .to_str()
+            .ok_or_else(|| StoreError::Invalid("the path is not UTF-8; choose another".into()))?;
+        self.conn.execute("VACUUM INTO ?1", [target])?;
+        Ok(())
+    }
+
     /// The schema version the database is at (after `open`, the newest this build knows).
     pub fn schema_version(&self) -> Result<u32> {
         Ok(self
