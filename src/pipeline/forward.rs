@@ -260,7 +260,8 @@ async fn exchange<S: Stream>(
                         ctx.metrics.borrow_mut().upstream_time(upstream_us);
                         conn.req.note.upstream_us = Some(upstream_us);
                         conn.req.note.status = conn.resp.status;
-                        pool.answered(answer.lease.server(), conn.resp.status, Instant::now());
+                        // The send time is close enough for health (ms): no second clock read.
+                        pool.answered(answer.lease.server(), conn.resp.status, sent_at);
                         return Ok(answer);
                     }
                     Err(failure) => failure,

@@ -140,9 +140,8 @@ impl Pool {
         let first = self.next.get();
         self.next.set((first + 1) % n);
         let ms = self.ms(now);
-        let mut last_err = PoolError::Down {
-            retry_in_ms: self.retry_in_ms(ms),
-        };
+        // None at the end: every server was out of the rotation.
+        let mut last_err = None;
         let order = (0..n)
             .map(|i| (first + i) % n)
             .filter(|&s| Some(s) != avoid)
@@ -159,7 +158,7 @@ impl Pool {
                 Ok(p) => p,
                 Err(_) => {
                     if server.waiting.get() >= self.queue {
-                        last_err = PoolError::Overloaded;
+                        last_err = Some(PoolError::Overloaded);
                         continue;
                     }
                     server.waiting.set(server.waiting.get() + 1);
@@ -171,7 +170,7 @@ impl Pool {
                     match wait {
                         Ok(p) => p,
                         Err(_) => {
-                            last_err = PoolError::Overloaded;
+                            last_err = Some(PoolError::Overloaded);
                             continue;
                         }
                     }
@@ -198,15 +197,17 @@ impl Pool {
                 Err(e) => {
                     let e = std::io::Error::from(e);
                     self.failed(s, Instant::now());
-                    last_err = if e.kind() == std::io::ErrorKind::TimedOut {
+                    last_err = Some(if e.kind() == std::io::ErrorKind::TimedOut {
                         PoolError::ConnectTimeout
                     } else {
                         PoolError::Connect(e)
-                    };
+                    });
                 }
             }
         }
-        Err(last_err)
+        Err(last_err.unwrap_or_else(|| PoolError::Down {
+            retry_in_ms: self.retry_in_ms(ms),
+        }))
     }
 
     /// Milliseconds until the first ejected server may be tried again.
