@@ -6,6 +6,7 @@
 //! reading the file: no sockets, no threads, no clock.
 
 pub(crate) mod cidr;
+pub mod diff;
 mod error;
 mod identity;
 mod raw;
