@@ -12,12 +12,13 @@ use crate::snapshot_status::SnapshotStatus;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 /// What the admin endpoints report on, shared with the control thread.
 pub struct AdminState {
-    pub shared: Arc<Shared>,
+    /// The newest configuration handed to the shards (swapped by a reload).
+    pub shared: RwLock<Arc<Shared>>,
     pub shards: usize,
     /// Shards whose listener is up.
     pub listening: AtomicUsize,
@@ -34,10 +35,17 @@ impl AdminState {
         if up < self.shards {
             return Some(format!("{up} of {} shards listening", self.shards));
         }
-        if self.shared.has_keyed_routes && self.status().generation.is_none() {
+        if self.shared().has_keyed_routes && self.status().generation.is_none() {
             return Some("keyed routes configured but no key table is loaded".into());
         }
         None
+    }
+
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn status(&self) -> SnapshotStatus {
@@ -153,19 +161,7 @@ fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
         }
         "/metrics" => {
             let status = state.status();
-            let shared = &state.shared;
-            let routes: Vec<String> = shared
-                .config
-                .routes
-                .iter()
-                .map(|r| r.path_prefix.clone())
-                .collect();
-            let upstreams: Vec<String> = shared
-                .config
-                .upstreams
-                .iter()
-                .map(|u| u.name.clone())
-                .collect();
+            let shared = state.shared();
             let servers: Vec<(String, String)> = shared
                 .config
                 .upstreams
@@ -174,13 +170,15 @@ fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
                 .collect();
             let body = render(
                 &shared.published,
-                &routes,
-                &upstreams,
+                &shared.slots.route_labels,
+                &shared.slots.upstream_labels,
                 &servers,
                 &Gauges {
                     snapshot_generation: status.generation.unwrap_or(0),
                     snapshot_keys: status.keys,
                     snapshot_reload_failures: status.failures,
+                    config_version: status.config.version,
+                    config_reload_failures: status.config.failures,
                     audit_dropped: shared.audit_failed.load(Ordering::Relaxed),
                 },
             );

@@ -11,7 +11,7 @@
 
 use crate::stream::Stream;
 use futures_lite::AsyncReadExt;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -138,7 +138,8 @@ pub struct ConnBufs {
 /// connection with bytes to read takes them, so buffers are allocated (and zeroed) once per
 /// busy connection, not per connection or per request.
 pub struct Spares {
-    client_buf: usize,
+    /// Size of a client read buffer; a reload that changes the head limits changes it.
+    client_buf: Cell<usize>,
     upstream_buf: usize,
     free: RefCell<Vec<ConnBufs>>,
     /// Upstream buffers, apart: a connection takes one only when it forwards (a trickled
@@ -151,7 +152,7 @@ pub struct Spares {
 impl Spares {
     pub fn new(client_buf: usize, upstream_buf: usize, keep: usize) -> Spares {
         Spares {
-            client_buf,
+            client_buf: Cell::new(client_buf),
             upstream_buf,
             free: RefCell::new(Vec::new()),
             free_up: RefCell::new(Vec::new()),
@@ -162,7 +163,7 @@ impl Spares {
     /// A set of buffers; its `up` is empty (see [`Spares::take_up`]).
     pub fn take(&self) -> ConnBufs {
         self.free.borrow_mut().pop().unwrap_or_else(|| ConnBufs {
-            rb: vec![0u8; self.client_buf].into_boxed_slice(),
+            rb: vec![0u8; self.client_buf.get()].into_boxed_slice(),
             up: Box::default(),
             out: Vec::with_capacity(4096),
             answer_lines: Vec::new(),
@@ -189,7 +190,8 @@ impl Spares {
             }
         }
         let mut free = self.free.borrow_mut();
-        if free.len() < self.keep {
+        // A buffer of the size before a reload is dropped, not kept.
+        if free.len() < self.keep && bufs.rb.len() == self.client_buf.get() {
             // A response spilled for a slow client grew it: keep a spare small.
             bufs.out.clear();
             bufs.out.shrink_to(SPARE_OUT);
@@ -198,6 +200,13 @@ impl Spares {
             bufs.target.clear();
             bufs.judged.clear();
             free.push(bufs);
+        }
+    }
+
+    /// Client buffers are `n` bytes from now on (spares of another size are dropped).
+    pub fn set_client_buf(&self, n: usize) {
+        if self.client_buf.replace(n) != n {
+            self.free.borrow_mut().clear();
         }
     }
 

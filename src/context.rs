@@ -9,7 +9,7 @@ use crate::config::RateLimitHeaders;
 use crate::http::date::{imf_fixdate, IMF_FIXDATE_LEN};
 use crate::http::{HeadLimits, KnownHeaders};
 use crate::keytable::KeyTable;
-use crate::metrics::{Published, ShardMetrics};
+use crate::metrics::{Outcome, Published, ShardMetrics, UpstreamErrorKind};
 use crate::policy::{CompiledRoutes, RoutePolicy, RouteTable};
 use crate::ratelimit::{HeaderMode, Limiter, LimiterConfig};
 use crate::upstream::Pool;
@@ -21,7 +21,8 @@ use std::rc::Rc;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-/// Built once from the configuration; read by every shard.
+/// Built from one version of the configuration on the control thread; read by every shard.
+/// A reload builds a new one ([`Shared::next`]) and the shards swap to it between requests.
 pub struct Shared {
     pub config: Config,
     pub routes: RouteTable,
@@ -29,7 +30,8 @@ pub struct Shared {
     pub head_limits: HeadLimits,
     /// Client read buffer size: a whole head at the limit plus room for body bytes.
     pub client_buf: usize,
-    pub published: Published,
+    /// The shards' published metrics: one for the gateway's life, carried across reloads.
+    pub published: Arc<Published>,
     /// Any route needs a key (so serving needs a loaded key table).
     pub has_keyed_routes: bool,
     /// `[[routes]]` index -> its compiled policy (body limit, upstream, by_tenant/by_plan);
@@ -39,10 +41,85 @@ pub struct Shared {
     pub trusted_proxies: Vec<Cidr>,
     /// Audit lines the writer thread failed to write (not touched by the request path).
     pub audit_failed: Arc<AtomicU64>,
+    /// Metric series slots, stable across reloads (see [`MetricSlots`]).
+    pub slots: MetricSlots,
+    /// Which reload this is: 0 at start, then one more for every configuration applied.
+    pub version: u64,
+}
+
+/// Metric series are counted by slot, not by route or upstream index: a reload that adds,
+/// removes or reorders routes keeps every series on its slot, so counters never jump and a
+/// request finishing on the old configuration counts where it should. Slots only grow;
+/// a series whose route or upstream is gone keeps its last value.
+#[derive(Clone, Debug, Default)]
+pub struct MetricSlots {
+    /// Slot -> route label (`path_prefix`); slot 0 is "no route" (`none`).
+    pub route_labels: Vec<String>,
+    /// Slot -> upstream name.
+    pub upstream_labels: Vec<String>,
+    /// `[[routes]]` index -> its slot.
+    pub route_slot: Vec<usize>,
+    /// `upstreams` index -> its slot.
+    pub upstream_slot: Vec<usize>,
+}
+
+impl MetricSlots {
+    /// Slots for `config`, keeping every slot of `prev`.
+    pub fn assign(config: &Config, prev: Option<&MetricSlots>) -> MetricSlots {
+        let mut slots = MetricSlots {
+            route_labels: prev.map_or_else(|| vec!["none".to_owned()], |p| p.route_labels.clone()),
+            upstream_labels: prev.map_or_else(Vec::new, |p| p.upstream_labels.clone()),
+            ..Default::default()
+        };
+        fn slot_of(labels: &mut Vec<String>, label: &str) -> usize {
+            match labels.iter().position(|l| l == label) {
+                Some(i) => i,
+                None => {
+                    labels.push(label.to_owned());
+                    labels.len() - 1
+                }
+            }
+        }
+        for r in &config.routes {
+            let s = slot_of(&mut slots.route_labels, &r.path_prefix);
+            slots.route_slot.push(s);
+        }
+        for u in &config.upstreams {
+            let s = slot_of(&mut slots.upstream_labels, &u.name);
+            slots.upstream_slot.push(s);
+        }
+        slots
+    }
 }
 
 impl Shared {
     pub fn new(config: Config, shards: usize) -> Shared {
+        Shared::build(
+            config,
+            Arc::new(Published::new(shards)),
+            Arc::default(),
+            None,
+        )
+    }
+
+    /// The state for a reloaded `config`: metrics, audit counts and slots carried over.
+    pub fn next(&self, config: Config) -> Shared {
+        let mut next = Shared::build(
+            config,
+            self.published.clone(),
+            self.audit_failed.clone(),
+            Some(&self.slots),
+        );
+        next.version = self.version + 1;
+        next
+    }
+
+    fn build(
+        config: Config,
+        published: Arc<Published>,
+        audit_failed: Arc<AtomicU64>,
+        prev: Option<&MetricSlots>,
+    ) -> Shared {
         let CompiledRoutes {
             table: routes,
             policies: route_policies,
@@ -73,13 +150,20 @@ impl Shared {
             known,
             head_limits,
             client_buf,
-            published: Published::new(shards),
+            published,
             has_keyed_routes,
             route_policies,
             trusted_proxies,
-            audit_failed: Arc::default(),
+            audit_failed,
+            slots: MetricSlots::assign(&config, prev),
+            version: 0,
             config,
         }
+    }
+
+    /// The number of shards serving.
+    pub fn shards(&self) -> usize {
+        self.published.shards.len()
     }
 }
 
@@ -115,36 +199,26 @@ impl RequestIds {
 /// Spare connection buffers a shard keeps (about 100 KiB each, touched parts resident).
 const SPARES_KEPT: usize = 256;
 
-/// One shard's own state. Never shared with another thread.
-pub struct ShardCtx {
+/// A shard's state that outlives configurations: counters, clocks, connections, buffers.
+/// Never shared with another thread. Reached through [`ShardCtx`] (which derefs to it).
+pub struct ShardState {
     pub id: usize,
-    pub shared: Arc<Shared>,
-    /// `upstreams` index -> this shard's pool.
-    pub pools: Vec<Pool>,
     pub metrics: RefCell<ShardMetrics>,
     /// Stop taking new requests; close connections after the current one.
     pub draining: Cell<bool>,
     /// Requests between a complete head and the end of their response.
     pub in_flight: Cell<usize>,
     pub request_ids: RequestIds,
-    /// The key table this shard serves. A request clones the `Rc` (not the `Arc`: no atomic
-    /// on the request path) and finishes on that table even if a reload swaps it meanwhile.
-    pub keys: RefCell<Option<Rc<Arc<KeyTable>>>>,
     /// Unix seconds, refreshed by the shard's control timer (10 ms; 100 ms with no client
     /// connection open, and then again on accept): validity checks need seconds, not a clock
     /// read per request.
     pub now_unix: Cell<i64>,
     /// `Date` for answers: the IMF-fixdate of `date_of`, re-formatted only when `now_unix` has
-    /// moved to another second (see [`ShardCtx::date`]).
+    /// moved to another second (see [`ShardState::date`]).
     date: Cell<[u8; IMF_FIXDATE_LEN]>,
     date_of: Cell<i64>,
     /// This shard's rate counters (local counts plus what the other shards reported).
     pub limiter: RefCell<Limiter>,
-    pub ratelimit_headers: HeaderMode,
-    /// `limits.shed_after_in_flight`: when this shard refuses low-priority plans.
-    pub shedding: keyway_core::shedding::Shedding,
-    /// `[ratelimit] max_wait` in ms, and how many requests wait at the margin now.
-    pub limit_max_wait_ms: i64,
     pub limit_waiting: Cell<usize>,
     /// This shard's audit batch, when `[audit] path` is set.
     pub audit: Option<ShardAudit>,
@@ -154,22 +228,222 @@ pub struct ShardCtx {
     pub spares: Spares,
     /// Open client connections per client address on this shard (absent = none).
     pub conns_per_ip: RefCell<HashMap<IpAddr, u32, ahash::RandomState>>,
+    /// Ejections counted by pools a reload retired, per upstream metric slot.
+    ejections_retired: RefCell<Vec<u64>>,
+    /// The configuration (and key table) new requests start on. Set before any task runs;
+    /// it refers back to this state, a cycle that lives as long as the shard.
+    current: RefCell<Option<Rc<ShardCtx>>>,
+}
+
+/// One shard's view of one configuration and key table: what a request starts on and
+/// keeps until it ends, even if a reload swaps in another meanwhile. Cheap to clone (a
+/// key-table swap clones it with the new table).
+#[derive(Clone)]
+pub struct ShardCtx {
+    pub state: Rc<ShardState>,
+    pub shared: Arc<Shared>,
+    /// `upstreams` index -> this shard's pool (kept across reloads that leave its upstream
+    /// as it was).
+    pub pools: Vec<Rc<Pool>>,
+    /// The key table this configuration serves (compiled against it); `None` until one is
+    /// loaded. Requests hold it through their [`ShardCtx`], never cloning the `Arc`.
+    pub keys: Option<Arc<KeyTable>>,
+    pub ratelimit_headers: HeaderMode,
+    /// `limits.shed_after_in_flight`: when this shard refuses low-priority plans.
+    pub shedding: keyway_core::shedding::Shedding,
+    /// `[ratelimit] max_wait` in ms.
+    pub limit_max_wait_ms: i64,
     /// This shard's share of `limits.max_connections_per_ip`.
     pub max_conns_per_ip: u32,
 }
 
-impl ShardCtx {
-    /// Copies the pools' ejection counts and servers out into the metrics before they are
-    /// published.
+impl std::ops::Deref for ShardCtx {
+    type Target = ShardState;
+
+    #[inline]
+    fn deref(&self) -> &ShardState {
+        &self.state
+    }
+}
+
+impl ShardState {
+    /// The state of shard `id`, serving `shared` and `keys` from the start.
+    pub fn start(
+        id: usize,
+        shared: Arc<Shared>,
+        keys: Option<Arc<KeyTable>>,
+        audit: Option<Sender<Batch>>,
+    ) -> Rc<ShardState> {
+        let c = &shared.config;
+        let limiter = Limiter::new(
+            id,
+            LimiterConfig {
+                shards: shared.shards(),
+                sync_interval_ms: c.ratelimit.sync_interval.as_millis() as u64,
+            },
+        );
+        let now = crate::clock::unix_now();
+        let state = Rc::new(ShardState {
+            id,
+            metrics: RefCell::new(ShardMetrics::new(
+                shared.slots.route_labels.len(),
+                shared.slots.upstream_labels.len(),
+            )),
+            draining: Cell::new(false),
+            in_flight: Cell::new(0),
+            request_ids: RequestIds::new(id),
+            now_unix: Cell::new(now),
+            date: Cell::new(imf_fixdate(now)),
+            date_of: Cell::new(now),
+            limiter: RefCell::new(limiter),
+            limit_waiting: Cell::new(0),
+            audit: audit.map(ShardAudit::new),
+            rates_final: Cell::new(false),
+            spares: Spares::new(shared.client_buf, crate::buffers::UPSTREAM_BUF, SPARES_KEPT),
+            conns_per_ip: RefCell::default(),
+            ejections_retired: RefCell::new(Vec::new()),
+            current: RefCell::new(None),
+        });
+        let ctx = ShardCtx::build(&state, shared, keys, None);
+        state.current.replace(Some(Rc::new(ctx)));
+        state
+    }
+
+    /// What a request starting now runs on.
+    #[inline]
+    pub fn current(&self) -> Rc<ShardCtx> {
+        match &*self.current.borrow() {
+            Some(ctx) => ctx.clone(),
+            None => unreachable!("ShardState::start sets the current configuration"),
+        }
+    }
+
+    /// New requests use `keys` from now on (the configuration stays).
+    pub fn swap_keys(&self, keys: Arc<KeyTable>) {
+        let mut next = (*self.current()).clone();
+        next.keys = Some(keys);
+        self.current.replace(Some(Rc::new(next)));
+    }
+
+    /// New requests use `shared` and `keys` (compiled against it) from now on. Pools of
+    /// upstreams left as they were are kept; the others are retired: they close once the
+    /// requests still using them end.
+    pub fn swap_config(self: &Rc<Self>, shared: Arc<Shared>, keys: Option<Arc<KeyTable>>) {
+        let old = self.current();
+        let next = ShardCtx::build(self, shared, keys, Some(&old));
+        {
+            let mut retired = self.ejections_retired.borrow_mut();
+            for (u, pool) in old.pools.iter().enumerate() {
+                if !next.pools.iter().any(|p| Rc::ptr_eq(p, pool)) {
+                    let slot = old.shared.slots.upstream_slot[u];
+                    if retired.len() <= slot {
+                        retired.resize(slot + 1, 0);
+                    }
+                    retired[slot] += pool.ejections();
+                }
+            }
+        }
+        let s = &next.shared.slots;
+        self.metrics
+            .borrow_mut()
+            .grow(s.route_labels.len(), s.upstream_labels.len());
+        self.spares.set_client_buf(next.shared.client_buf);
+        self.current.replace(Some(Rc::new(next)));
+    }
+
+    /// Copies the current pools' ejection counts and servers out into the metrics before
+    /// they are published.
     pub fn copy_pool_health(&self) {
+        let ctx = self.current();
         let now = std::time::Instant::now();
+        let retired = self.ejections_retired.borrow();
         let mut m = self.metrics.borrow_mut();
         m.server_out.clear();
-        for (i, pool) in self.pools.iter().enumerate() {
-            m.upstream_ejections[i] = pool.ejections();
+        m.upstream_servers_out.iter_mut().for_each(|n| *n = 0);
+        for (slot, n) in m.upstream_ejections.iter_mut().enumerate() {
+            *n = retired.get(slot).copied().unwrap_or(0);
+        }
+        for (i, pool) in ctx.pools.iter().enumerate() {
+            let slot = ctx.shared.slots.upstream_slot[i];
+            m.upstream_ejections[slot] += pool.ejections();
             let before = m.server_out.len();
             m.server_out.extend(pool.out_flags(now).map(u8::from));
-            m.upstream_servers_out[i] = m.server_out[before..].iter().map(|&o| u64::from(o)).sum();
+            m.upstream_servers_out[slot] =
+                m.server_out[before..].iter().map(|&o| u64::from(o)).sum();
+        }
+    }
+
+    /// Forgets a connection counted by [`ShardCtx::admit_ip`].
+    pub fn release_ip(&self, ip: IpAddr) {
+        let mut map = self.conns_per_ip.borrow_mut();
+        if let Some(n) = map.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&ip);
+            }
+        }
+    }
+
+    /// The `Date` value for an answer now (to the second of the shard's clock tick): formatted
+    /// once per second per shard, not per request.
+    #[inline]
+    pub fn date(&self) -> [u8; IMF_FIXDATE_LEN] {
+        let now = self.now_unix.get();
+        if now != self.date_of.get() {
+            self.date.set(imf_fixdate(now));
+            self.date_of.set(now);
+        }
+        self.date.get()
+    }
+}
+
+impl ShardCtx {
+    /// This shard's view of `shared`; pools of `prev` whose upstream is unchanged are kept.
+    fn build(
+        state: &Rc<ShardState>,
+        shared: Arc<Shared>,
+        keys: Option<Arc<KeyTable>>,
+        prev: Option<&ShardCtx>,
+    ) -> ShardCtx {
+        let c = &shared.config;
+        let pools = c
+            .upstreams
+            .iter()
+            .map(|u| {
+                let connect = u.connect_timeout.unwrap_or(c.timeouts.upstream_connect);
+                let idle = c.timeouts.keepalive_idle;
+                let kept = prev.and_then(|p| {
+                    let pc = &p.shared.config;
+                    let i = pc.upstream_index(&u.name)?;
+                    let pu = &pc.upstreams[i];
+                    let same = pu == u
+                        && pu.connect_timeout.unwrap_or(pc.timeouts.upstream_connect) == connect
+                        && pc.timeouts.keepalive_idle == idle;
+                    same.then(|| p.pools[i].clone())
+                });
+                kept.unwrap_or_else(|| Rc::new(Pool::new(u, connect, idle)))
+            })
+            .collect();
+        let ratelimit_headers = match c.ratelimit.headers {
+            RateLimitHeaders::Ietf => HeaderMode::Ietf,
+            RateLimitHeaders::Legacy => HeaderMode::Legacy,
+            RateLimitHeaders::Off => HeaderMode::Off,
+        };
+        ShardCtx {
+            state: state.clone(),
+            pools,
+            keys,
+            ratelimit_headers,
+            shedding: keyway_core::shedding::Shedding {
+                after_in_flight: c.limits.shed_after_in_flight,
+            },
+            limit_max_wait_ms: c.ratelimit.max_wait.as_millis() as i64,
+            max_conns_per_ip: c
+                .limits
+                .max_connections_per_ip
+                .div_ceil(shared.shards().max(1))
+                .min(u32::MAX as usize) as u32,
+            shared,
         }
     }
 
@@ -187,94 +461,18 @@ impl ShardCtx {
         true
     }
 
-    /// Forgets a connection counted by [`ShardCtx::admit_ip`].
-    pub fn release_ip(&self, ip: IpAddr) {
-        let mut map = self.conns_per_ip.borrow_mut();
-        if let Some(n) = map.get_mut(&ip) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&ip);
-            }
-        }
-    }
-}
-
-impl ShardCtx {
-    pub fn new(
-        id: usize,
-        shared: Arc<Shared>,
-        keys: Option<Arc<KeyTable>>,
-        audit: Option<Sender<Batch>>,
-    ) -> ShardCtx {
-        let c = &shared.config;
-        let pools = c
-            .upstreams
-            .iter()
-            .map(|u| {
-                Pool::new(
-                    u,
-                    u.connect_timeout.unwrap_or(c.timeouts.upstream_connect),
-                    c.timeouts.keepalive_idle,
-                )
-            })
-            .collect();
-        let metrics = ShardMetrics::new(c.routes.len(), c.upstreams.len());
-        let limiter = Limiter::new(
-            id,
-            LimiterConfig {
-                shards: shared.published.shards.len(),
-                sync_interval_ms: c.ratelimit.sync_interval.as_millis() as u64,
-            },
-        );
-        let now = crate::clock::unix_now();
-        let ratelimit_headers = match c.ratelimit.headers {
-            RateLimitHeaders::Ietf => HeaderMode::Ietf,
-            RateLimitHeaders::Legacy => HeaderMode::Legacy,
-            RateLimitHeaders::Off => HeaderMode::Off,
-        };
-        ShardCtx {
-            id,
-            pools,
-            metrics: RefCell::new(metrics),
-            draining: Cell::new(false),
-            in_flight: Cell::new(0),
-            request_ids: RequestIds::new(id),
-            keys: RefCell::new(keys.map(Rc::new)),
-            now_unix: Cell::new(now),
-            date: Cell::new(imf_fixdate(now)),
-            date_of: Cell::new(now),
-            limiter: RefCell::new(limiter),
-            ratelimit_headers,
-            shedding: keyway_core::shedding::Shedding {
-                after_in_flight: c.limits.shed_after_in_flight,
-            },
-            limit_max_wait_ms: c.ratelimit.max_wait.as_millis() as i64,
-            limit_waiting: Cell::new(0),
-            audit: audit.map(ShardAudit::new),
-            rates_final: Cell::new(false),
-            spares: Spares::new(shared.client_buf, crate::buffers::UPSTREAM_BUF, SPARES_KEPT),
-            conns_per_ip: RefCell::default(),
-            max_conns_per_ip: c
-                .limits
-                .max_connections_per_ip
-                .div_ceil(shared.published.shards.len().max(1))
-                .min(u32::MAX as usize) as u32,
-            shared,
-        }
-    }
-}
-
-impl ShardCtx {
-    /// The `Date` value for an answer now (to the second of the shard's clock tick): formatted
-    /// once per second per shard, not per request.
+    /// Counts one finished request on its route's metric slot (`None`: no route matched).
     #[inline]
-    pub fn date(&self) -> [u8; IMF_FIXDATE_LEN] {
-        let now = self.now_unix.get();
-        if now != self.date_of.get() {
-            self.date.set(imf_fixdate(now));
-            self.date_of.set(now);
-        }
-        self.date.get()
+    pub fn count_request(&self, route: Option<usize>, outcome: Outcome, us: u64) {
+        let slot = route.map_or(0, |r| self.shared.slots.route_slot[r]);
+        self.metrics.borrow_mut().request(slot, outcome, us);
+    }
+
+    /// Counts an upstream failure on its upstream's metric slot.
+    #[inline]
+    pub fn count_upstream_error(&self, upstream: usize, kind: UpstreamErrorKind) {
+        let slot = self.shared.slots.upstream_slot[upstream];
+        self.metrics.borrow_mut().upstream_error(slot, kind);
     }
 }
 

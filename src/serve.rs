@@ -1,12 +1,13 @@
 //! `keyway serve`: bind the listeners, start the shards and the admin listener, then wait
-//! for signals on the control thread: SIGHUP reloads the key table, SIGTERM/SIGINT drain and
-//! exit.
+//! for signals on the control thread: SIGHUP reloads the configuration and the key table
+//! (see [`crate::rollout`]), SIGUSR1 reopens the audit log, SIGTERM/SIGINT drain and exit.
 
 use crate::admin::{self, AdminState};
 use crate::audit;
 use crate::config::Config;
 use crate::context::Shared;
-use crate::keytable::{self, KeyTable};
+use crate::keytable;
+use crate::rollout::{ConfigSource, Rollout};
 use crate::runfiles::RuntimeFiles;
 use crate::shard::{self, Control, ShardEvent};
 use crate::snapshot_status::SnapshotStatus;
@@ -17,7 +18,7 @@ use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 /// Why serving could not start or stopped badly; each message says what to do.
@@ -61,7 +62,13 @@ pub struct Bound {
 }
 
 /// Runs the gateway until SIGTERM or SIGINT. `on_ready` is called once every shard listens.
-pub fn serve(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), ServeError> {
+/// `source`: the file `config` was read from, which SIGHUP reads again (`None`: SIGHUP
+/// reloads the key table only).
+pub fn serve(
+    config: Config,
+    source: Option<ConfigSource>,
+    on_ready: impl FnOnce(&Bound),
+) -> Result<(), ServeError> {
     let uring = shard::uring::Wanted::from_env().map_err(ServeError::UringFlags)?;
     uring.apply();
     let shards = match config.server.shards {
@@ -99,6 +106,8 @@ pub fn serve(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), ServeE
 
     // The key table is loaded before the shards start, off the data plane.
     let mut status = SnapshotStatus::new(&snapshot_path);
+    status.config.path = source.as_ref().map(|s| s.path.display().to_string());
+    status.config.loaded_at = Some(crate::clock::unix_now());
     let initial = if snapshot_path.exists() {
         let keys = status.record(keytable::load(&snapshot_path, &shared.config));
         match &keys {
@@ -119,7 +128,7 @@ pub fn serve(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), ServeE
         None
     };
     let state = Arc::new(AdminState {
-        shared: shared.clone(),
+        shared: RwLock::new(shared.clone()),
         shards,
         listening: Default::default(),
         snapshot: Mutex::new(status),
@@ -189,9 +198,10 @@ pub fn serve(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), ServeE
     tracing::info!(%listen, %admin, shards, "keyway is serving");
     on_ready(&bound);
 
+    let mut rollout = Rollout::new(source, initial, shards);
     control_loop(
         &state,
-        &snapshot_path,
+        &mut rollout,
         &rate_file,
         &controls,
         &signals,
@@ -223,42 +233,21 @@ pub fn serve(config: Config, on_ready: impl FnOnce(&Bound)) -> Result<(), ServeE
 /// The control thread's loop: reload on SIGHUP, track shard swaps, return on SIGTERM/SIGINT.
 fn control_loop(
     state: &AdminState,
-    snapshot_path: &std::path::Path,
+    rollout: &mut Rollout,
     rate_file: &Path,
     controls: &[Sender<Control>],
     signals: &Receiver<i32>,
     events: &Receiver<ShardEvent>,
     audit: Option<&audit::Writer>,
 ) {
-    // Generation being rolled out -> shards that confirmed it.
-    let mut pending: Option<(Arc<KeyTable>, usize)> = None;
     loop {
         crossbeam_channel::select! {
             recv(signals) -> sig => match sig {
-                Ok(SIGHUP) => {
-                    let result = keytable::load(snapshot_path, &state.shared.config);
-                    let mut status = lock(&state.snapshot);
-                    match status.record(result) {
-                        Some(snap) => {
-                            tracing::info!(generation = snap.snapshot.generation(), keys = snap.snapshot.key_count(), "reloading key table");
-                            for tx in controls {
-                                let _ = tx.send(Control::Keys(snap.clone()));
-                            }
-                            status.rolling_out = Some(snap.snapshot.generation());
-                            pending = Some((snap, 0));
-                        }
-                        None => tracing::error!(
-                            error = status.last_error.as_deref().unwrap_or(""),
-                            "key table refused; the previous one keeps serving"
-                        ),
-                    }
-                }
-                Ok(SIGUSR1) => {
-                    match audit {
-                        Some(w) => w.reopen(),
-                        None => tracing::info!("SIGUSR1: no audit log to reopen ([audit] path is not set)"),
-                    }
-                }
+                Ok(SIGHUP) => rollout.reload(state, controls),
+                Ok(SIGUSR1) => match audit {
+                    Some(w) => w.reopen(),
+                    None => tracing::info!("SIGUSR1: no audit log to reopen ([audit] path is not set)"),
+                },
                 Ok(sig) => {
                     tracing::info!(signal = sig, "draining: finishing requests in flight, then exiting");
                     return;
@@ -267,17 +256,11 @@ fn control_loop(
             },
             recv(events) -> ev => match ev {
                 Ok(ShardEvent::RateState(bytes)) => write_rate_state(rate_file, &bytes),
-                Ok(ShardEvent::KeysSwapped { generation, .. }) => {
-                if let Some((snap, confirmed)) = pending.as_mut() {
-                    if snap.snapshot.generation() == generation {
-                        *confirmed += 1;
-                        if *confirmed == controls.len() {
-                            lock(&state.snapshot).serving(&snap.snapshot);
-                            tracing::info!(generation, "every shard serves the new key table");
-                            pending = None;
-                        }
-                    }
+                Ok(ShardEvent::KeysSwapped { shard, generation }) => {
+                    rollout.keys_swapped(state, shard, generation);
                 }
+                Ok(ShardEvent::ConfigSwapped { shard, version }) => {
+                    rollout.config_swapped(state, shard, version);
                 }
                 _ => {}
             },
@@ -311,10 +294,6 @@ fn write_rate_state(path: &Path, bytes: &[u8]) {
     if let Err(e) = crate::fsutil::write_atomic_unsynced(path, bytes) {
         tracing::warn!(path = %path.display(), error = %e, "cannot persist the rate-limit state; counts since the last write would be lost on a crash");
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Signals arrive on a channel so the control loop can wait on them and on shard events.

@@ -25,6 +25,34 @@ pub struct SnapshotStatus {
     pub failures: u64,
     /// Generation handed to the shards but not yet confirmed by all of them.
     pub rolling_out: Option<u64>,
+    /// The configuration file's reloads.
+    #[serde(default)]
+    pub config: ConfigStatus,
+}
+
+/// What `/snapshot` reports about the configuration (under `config`). Only the control
+/// thread writes it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ConfigStatus {
+    /// The file SIGHUP re-reads; `null` when serving without one (quickstart): SIGHUP then
+    /// reloads the key table only.
+    pub path: Option<String>,
+    /// Version every shard serves: 0 as started, one more for each reload applied.
+    pub version: u64,
+    /// Unix seconds when the serving version was applied (start for version 0).
+    pub loaded_at: Option<i64>,
+    /// Reload attempts (every SIGHUP with a file); `keyway reload` waits for it to move.
+    pub attempts: u64,
+    pub failures: u64,
+    /// Why the last attempt was refused; `null` when it was applied (or unchanged).
+    pub last_error: Option<String>,
+    /// Version handed to the shards but not yet confirmed by all of them.
+    pub rolling_out: Option<u64>,
+    /// Settings the file changes that take effect only at a restart (their running values
+    /// stay meanwhile).
+    pub needs_restart: Vec<String>,
+    /// What the last applied reload changed, one line each.
+    pub last_changes: Vec<String>,
 }
 
 impl SnapshotStatus {

@@ -23,7 +23,7 @@ use crate::config::Config;
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Default configuration file when neither --config nor KEYWAY_CONFIG is given.
 pub const DEFAULT_CONFIG: &str = "/etc/keyway/keyway.toml";
@@ -132,16 +132,21 @@ pub fn run() -> i32 {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            if let Some(l) = listen {
-                config.server.listen = l;
-            }
-            if let Some(a) = admin_listen {
-                config.server.admin_listen = a;
-            }
-            if let Some(s) = shards {
-                config.server.shards = s;
-            }
-            serve(config)
+            let overrides = crate::rollout::ServerOverrides {
+                listen,
+                admin_listen,
+                shards,
+            };
+            overrides.apply(&mut config);
+            let path = cli
+                .config
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+            let source = crate::rollout::ConfigSource {
+                path: std::path::absolute(&path).unwrap_or(path),
+                overrides,
+            };
+            serve(config, source)
         }
         Command::CheckConfig => match load_config(cli.config.as_deref()) {
             Ok(c) => {
@@ -155,9 +160,14 @@ pub fn run() -> i32 {
             Err(code) => code,
         },
         Command::Reload { wait } => {
-            let config = match load_config(cli.config.as_deref()) {
+            // A file the gateway would refuse is refused here, before any signal.
+            let path = cli.config.as_deref().unwrap_or(Path::new(DEFAULT_CONFIG));
+            let config = match Config::load(path) {
                 Ok(c) => c,
-                Err(code) => return code,
+                Err(e) => {
+                    eprintln!("keyway: {e}; nothing was reloaded, the gateway keeps its running configuration");
+                    return 2;
+                }
             };
             match reload::run(&config, wait) {
                 Ok(msg) => {
@@ -228,8 +238,8 @@ fn load_config(path: Option<&std::path::Path>) -> Result<Config, i32> {
 }
 
 /// Serves until a signal; prints the bound addresses on stdout (tests and scripts read it).
-pub(crate) fn serve(config: Config) -> i32 {
-    let result = crate::serve::serve(config, |b| {
+pub(crate) fn serve(config: Config, source: crate::rollout::ConfigSource) -> i32 {
+    let result = crate::serve::serve(config, Some(source), |b| {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
             out,

@@ -45,7 +45,11 @@ pub fn run(listen: SocketAddr, admin: SocketAddr) -> i32 {
             return 1;
         }
     };
-    let code = crate::serve::serve(config, |b| {
+    let source = crate::rollout::ConfigSource {
+        path: config_path.clone(),
+        overrides: Default::default(),
+    };
+    let code = crate::serve::serve(config, Some(source), |b| {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
             out,

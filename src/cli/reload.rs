@@ -1,5 +1,6 @@
 //! `keyway reload`: signal the running gateway (pid file in the state directory) to reload
-//! its key table, and wait until every shard serves it or the file was refused.
+//! its configuration and key table, and wait until every shard serves them or say which was
+//! refused.
 
 use crate::config::Config;
 use crate::runfiles::RuntimeFiles;
@@ -36,18 +37,8 @@ pub fn run(config: &Config, wait: Duration) -> Result<String, String> {
         std::thread::sleep(Duration::from_millis(50));
         let now = fetch(admin)?;
         if now.attempts > before.attempts {
-            if let Some(err) = now.last_error {
-                return Err(format!(
-                    "reload refused, the previous key table keeps serving: {err}"
-                ));
-            }
-            if now.rolling_out.is_none() {
-                return Ok(format!(
-                    "reloaded: generation {}, {} keys, from {}",
-                    now.generation.unwrap_or(0),
-                    now.keys,
-                    now.path
-                ));
+            if let Some(done) = outcome(&before, &now) {
+                return done;
             }
         }
         if Instant::now() >= deadline {
@@ -57,6 +48,57 @@ pub fn run(config: &Config, wait: Duration) -> Result<String, String> {
             ));
         }
     }
+}
+
+/// What a finished reload came to (`None`: the shards are still taking it).
+fn outcome(before: &SnapshotStatus, now: &SnapshotStatus) -> Option<Result<String, String>> {
+    let config_tried = now.config.attempts > before.config.attempts;
+    if config_tried {
+        if let Some(err) = &now.config.last_error {
+            return Some(Err(format!(
+                "configuration refused, the running one keeps serving: {err}"
+            )));
+        }
+    }
+    if now.rolling_out.is_some() || now.config.rolling_out.is_some() {
+        return None;
+    }
+    let mut said = Vec::new();
+    if config_tried {
+        said.push(if now.config.version > before.config.version {
+            format!(
+                "configuration version {} ({})",
+                now.config.version,
+                now.config.last_changes.join("; ")
+            )
+        } else {
+            "configuration unchanged".to_string()
+        });
+        if !now.config.needs_restart.is_empty() {
+            said.push(format!(
+                "changed but taking effect only at a restart: {}",
+                now.config.needs_restart.join(", ")
+            ));
+        }
+    }
+    if let Some(err) = &now.last_error {
+        if said.is_empty() {
+            return Some(Err(format!(
+                "reload refused, the previous key table keeps serving: {err}"
+            )));
+        }
+        said.push(format!(
+            "key table refused, the previous one keeps serving: {err}"
+        ));
+        return Some(Err(format!("reloaded in part: {}", said.join("; "))));
+    }
+    said.push(format!(
+        "generation {}, {} keys, from {}",
+        now.generation.unwrap_or(0),
+        now.keys,
+        now.path
+    ));
+    Some(Ok(format!("reloaded: {}", said.join("; "))))
 }
 
 fn read_trimmed(path: &std::path::Path) -> Result<String, String> {

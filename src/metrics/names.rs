@@ -14,5 +14,7 @@ pub const RATELIMIT_WAITS_TOTAL: &str = "keyway_ratelimit_waits_total";
 pub const SNAPSHOT_GENERATION: &str = "keyway_snapshot_generation";
 pub const SNAPSHOT_KEYS: &str = "keyway_snapshot_keys";
 pub const SNAPSHOT_RELOAD_FAILURES_TOTAL: &str = "keyway_snapshot_reload_failures_total";
+pub const CONFIG_VERSION: &str = "keyway_config_version";
+pub const CONFIG_RELOAD_FAILURES_TOTAL: &str = "keyway_config_reload_failures_total";
 pub const CONNECTIONS_ACTIVE: &str = "keyway_connections_active";
 pub const AUDIT_DROPPED_TOTAL: &str = "keyway_audit_dropped_total";

@@ -9,11 +9,15 @@ pub struct Gauges {
     pub snapshot_generation: u64,
     pub snapshot_keys: u64,
     pub snapshot_reload_failures: u64,
+    /// The configuration version every shard serves (0: as started).
+    pub config_version: u64,
+    pub config_reload_failures: u64,
     /// Audit lines the writer failed to write (the shards' queue drops are added to it).
     pub audit_dropped: u64,
 }
 
-/// Renders all metrics. `routes` and `upstreams` name the indexed slots.
+/// Renders all metrics. `routes` and `upstreams` name the metric slots (route slot 0 is
+/// `none`).
 /// `servers`: every upstream's servers in config order, as (upstream name, address).
 pub fn render(
     published: &Published,
@@ -29,6 +33,11 @@ pub fn render(
         match merged.as_mut() {
             None => merged = Some(m.clone()),
             Some(acc) => {
+                // A shard that has not taken the latest reload yet has fewer slots.
+                acc.grow(
+                    m.requests.len() / Outcome::COUNT,
+                    m.upstream_ejections.len(),
+                );
                 for (a, b) in acc.requests.iter_mut().zip(&m.requests) {
                     *a += b;
                 }
@@ -73,7 +82,7 @@ pub fn render(
     let _ = writeln!(out, "# TYPE {} counter", names::REQUESTS_TOTAL);
     if let Some(m) = &merged {
         for (slot, chunk) in m.requests.chunks(Outcome::COUNT).enumerate() {
-            let route = routes.get(slot).map(String::as_str).unwrap_or("none");
+            let route = routes.get(slot).map(String::as_str).unwrap_or("?");
             for (i, &n) in chunk.iter().enumerate() {
                 if n > 0 {
                     let _ = writeln!(
@@ -175,6 +184,18 @@ pub fn render(
         "{} {}",
         names::SNAPSHOT_RELOAD_FAILURES_TOTAL,
         g.snapshot_reload_failures
+    );
+    gauge(
+        &mut out,
+        names::CONFIG_VERSION,
+        "Configuration version every shard serves (0 as started, one more per reload applied).",
+        g.config_version,
+    );
+    let n = names::CONFIG_RELOAD_FAILURES_TOTAL;
+    let _ = writeln!(
+        out,
+        "# HELP {n} Configuration files refused on reload (the running one kept serving).\n# TYPE {n} counter\n{n} {}",
+        g.config_reload_failures
     );
     let _ = writeln!(
         out,
@@ -293,25 +314,30 @@ mod tests {
     #[test]
     fn merges_shards_and_renders() {
         let p = Published::new(2);
-        let mut a = ShardMetrics::new(1, 1);
-        a.request(Some(0), Outcome::Proxied, 100);
-        a.request(None, Outcome::Refused(Problem::NoRoute), 10);
+        // Shard 0 has not taken a reload that added a route and an upstream; shard 1 has.
+        let mut a = ShardMetrics::new(2, 1);
+        a.request(1, Outcome::Proxied, 100);
+        a.request(0, Outcome::Refused(Problem::NoRoute), 10);
         a.server_out = vec![0];
-        let mut b = ShardMetrics::new(1, 1);
+        let mut b = ShardMetrics::new(3, 2);
         b.server_out = vec![1];
-        b.request(Some(0), Outcome::Proxied, 300);
+        b.request(1, Outcome::Proxied, 300);
+        b.request(2, Outcome::Proxied, 300);
         b.upstream_error(0, UpstreamErrorKind::Timeout);
+        b.upstream_error(1, UpstreamErrorKind::Connect);
         p.publish(0, &a);
         p.publish(1, &b);
         let text = render(
             &p,
-            &["/v1/".to_string()],
-            &["api".to_string()],
+            &["none".into(), "/v1/".into(), "/v2/".into()],
+            &["api".into(), "api2".into()],
             &[("api".to_string(), "127.0.0.1:9".to_string())],
             &Gauges {
                 snapshot_generation: 3,
                 snapshot_keys: 10,
                 snapshot_reload_failures: 0,
+                config_version: 2,
+                config_reload_failures: 1,
                 audit_dropped: 0,
             },
         );
@@ -320,9 +346,13 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("keyway_requests_total{route=\"none\",outcome=\"no_route\"} 1"));
+        assert!(text.contains("keyway_requests_total{route=\"/v2/\",outcome=\"proxied\"} 1"));
         assert!(text.contains("keyway_upstream_errors_total{upstream=\"api\",kind=\"timeout\"} 1"));
-        assert!(text.contains("keyway_request_duration_seconds_count 3"));
+        assert!(text.contains("keyway_upstream_errors_total{upstream=\"api2\",kind=\"connect\"} 1"));
+        assert!(text.contains("keyway_request_duration_seconds_count 4"));
         assert!(text.contains("keyway_snapshot_generation 3"));
+        assert!(text.contains("keyway_config_version 2"));
+        assert!(text.contains("keyway_config_reload_failures_total 1"));
         assert!(
             text.contains("keyway_upstream_server_out{upstream=\"api\",server=\"127.0.0.1:9\"} 1"),
             "{text}"

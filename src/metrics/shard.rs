@@ -75,14 +75,13 @@ impl UpstreamErrorKind {
     }
 }
 
-/// Counters of one shard. Routes are indexed by position, with one extra slot for "no route".
+/// Counters of one shard, by metric slot (`context::MetricSlots`): route slot 0 is "no
+/// route". Slots only grow, across reloads.
 #[derive(Clone)]
 pub struct ShardMetrics {
-    pub routes: usize,
-    pub upstreams: usize,
     /// `[route_slot * Outcome::COUNT + outcome]`
     pub requests: Vec<u64>,
-    /// `[upstream * UpstreamErrorKind::ALL.len() + kind]`
+    /// `[upstream_slot * UpstreamErrorKind::ALL.len() + kind]`
     pub upstream_errors: Vec<u64>,
     /// Requests resent to another server after a failure before any response byte.
     pub upstream_retries: u64,
@@ -108,12 +107,11 @@ pub struct ShardMetrics {
 }
 
 impl ShardMetrics {
+    /// Counters for `routes` route slots (slot 0 included) and `upstreams` upstream slots.
     pub fn new(routes: usize, upstreams: usize) -> ShardMetrics {
         let hist = || Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
         ShardMetrics {
-            routes,
-            upstreams,
-            requests: vec![0; (routes + 1) * Outcome::COUNT],
+            requests: vec![0; routes.max(1) * Outcome::COUNT],
             upstream_errors: vec![0; upstreams * UpstreamErrorKind::ALL.len()],
             upstream_retries: 0,
             upstream_ejections: vec![0; upstreams],
@@ -129,10 +127,25 @@ impl ShardMetrics {
         }
     }
 
-    /// Counts one finished request. `route`: `None` when no route matched.
+    /// Room for `routes` route slots and `upstreams` upstream slots (never shrinks).
+    pub fn grow(&mut self, routes: usize, upstreams: usize) {
+        let grow = |v: &mut Vec<u64>, n: usize| {
+            if v.len() < n {
+                v.resize(n, 0);
+            }
+        };
+        grow(&mut self.requests, routes * Outcome::COUNT);
+        grow(
+            &mut self.upstream_errors,
+            upstreams * UpstreamErrorKind::ALL.len(),
+        );
+        grow(&mut self.upstream_ejections, upstreams);
+        grow(&mut self.upstream_servers_out, upstreams);
+    }
+
+    /// Counts one finished request on route slot `slot` (0: no route matched).
     #[inline]
-    pub fn request(&mut self, route: Option<usize>, outcome: Outcome, total_us: u64) {
-        let slot = route.unwrap_or(self.routes);
+    pub fn request(&mut self, slot: usize, outcome: Outcome, total_us: u64) {
         self.requests[slot * Outcome::COUNT + outcome.index()] += 1;
         self.request_us.saturating_record(total_us.max(1));
     }

@@ -59,9 +59,7 @@ pub(super) async fn refuse_connection<S: Stream>(ctx: &ShardCtx, mut stream: S, 
     let _ = stream.set_write_timeout(Some(std::time::Duration::from_secs(1)));
     let _ = stream.write_all(&out).await;
     let _ = stream.close().await;
-    ctx.metrics
-        .borrow_mut()
-        .request(None, Outcome::Refused(Problem::TooManyConnections), 0);
+    ctx.count_request(None, Outcome::Refused(Problem::TooManyConnections), 0);
 }
 
 /// A connection from a trusted proxy is counted for the client it forwards, from its first

@@ -317,7 +317,7 @@ async fn resend_lease<S: Stream>(
 }
 
 fn upstream_failed(ctx: &ShardCtx, upstream: usize, kind: UpstreamErrorKind) {
-    ctx.metrics.borrow_mut().upstream_error(upstream, kind);
+    ctx.count_upstream_error(upstream, kind);
 }
 
 /// No connection to the upstream could be had: 503/502/504, counted. When every server is

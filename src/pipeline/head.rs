@@ -1,12 +1,13 @@
 //! Reading a request head: deadlines (slowloris), the idle wait without buffers, and parsing
 //! only when a line ends or a limit is crossed.
 
-use super::{Conn, ShardCtx};
+use super::{Conn, ShardCtx, ShardState};
 use crate::error::Problem;
 use crate::http::HeadError;
 use crate::stream::Stream;
 use futures_lite::AsyncReadExt;
 use std::io;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// What an idle connection reads its next request's first bytes into, before it takes
@@ -21,23 +22,47 @@ pub(super) enum HeadRead {
     Refused(HeadError),
 }
 
-/// Reads until a whole head is buffered and parsed. On a new connection the whole head must
-/// arrive within the head timeout of the accept; between requests the first byte may take up
-/// to the keep-alive idle time, and the head timeout starts when that byte is here (however
-/// the rest is trickled in). An idle connection reads its first bytes into a small stack
-/// array and takes its buffers only then.
+/// Reads until a whole head is buffered and parsed; returns the configuration the request
+/// runs on with the verdict. On a new connection the whole head must arrive within the head
+/// timeout of the accept; between requests the first byte may take up to the keep-alive
+/// idle time, and the head timeout starts when that byte is here (however the rest is
+/// trickled in). An idle connection reads its first bytes into a small stack array and
+/// takes its buffers only then, and takes the configuration only then: a connection idle
+/// across reloads holds none of them, and its next request runs on the newest.
 pub(super) async fn read_head<S: Stream>(
-    ctx: &ShardCtx,
+    state: &ShardState,
     conn: &mut Conn<S>,
     first: bool,
-) -> HeadRead {
-    let t = &ctx.shared.config.timeouts;
-    let mut deadline: Option<Instant> = first.then(|| Instant::now() + t.head);
+) -> (Rc<ShardCtx>, HeadRead) {
+    let mut deadline: Option<Instant> =
+        first.then(|| Instant::now() + state.current().shared.config.timeouts.head);
+    let mut lobby = [0u8; LOBBY];
+    let mut n = 0;
     if conn.rb.is_parked() {
-        if let Some(done) = read_in_lobby(ctx, conn, &mut deadline).await {
-            return done;
+        match first_bytes(state, conn, &mut lobby, deadline).await {
+            Ok(k) => n = k,
+            Err(done) => return (state.current(), done),
         }
     }
+    let ctx = state.current();
+    let t = &ctx.shared.config.timeouts;
+    if conn.rb.is_parked() {
+        deadline.get_or_insert_with(|| Instant::now() + t.head);
+        if let Some(done) = read_in_lobby(&ctx, conn, &mut deadline, lobby, n).await {
+            return (ctx, done);
+        }
+    }
+    let verdict = read_buffered(&ctx, conn, deadline).await;
+    (ctx, verdict)
+}
+
+/// Reads the rest of a head in the connection's buffer.
+async fn read_buffered<S: Stream>(
+    ctx: &ShardCtx,
+    conn: &mut Conn<S>,
+    mut deadline: Option<Instant>,
+) -> HeadRead {
+    let t = &ctx.shared.config.timeouts;
     // Pending bytes already looked at: a head trickled a byte at a time is parsed once per
     // line, not once per byte (which would cost the gateway quadratic work per head).
     let mut seen = 0usize;
@@ -56,7 +81,7 @@ pub(super) async fn read_head<S: Stream>(
         seen = pending.len();
         let now = Instant::now();
         if deadline.is_none() && !conn.rb.pending().is_empty() {
-            // The head has begun (after the idle wait, or pipelined): it has the head timeout.
+            // The head has begun (pipelined): it has the head timeout.
             deadline = Some(now + t.head);
         }
         let wait = match deadline {
@@ -73,21 +98,57 @@ pub(super) async fn read_head<S: Stream>(
     }
 }
 
+/// Waits for the first bytes of a request on a connection without buffers, holding no
+/// configuration meanwhile: up to the keep-alive idle time, or `deadline` on a new
+/// connection. `Err`: the connection ended quietly (closed, reset or idle too long).
+async fn first_bytes<S: Stream>(
+    state: &ShardState,
+    conn: &mut Conn<S>,
+    lobby: &mut [u8; LOBBY],
+    deadline: Option<Instant>,
+) -> Result<usize, HeadRead> {
+    let idle = state.current().shared.config.timeouts.keepalive_idle;
+    let wait = match deadline {
+        Some(d) => d.saturating_duration_since(Instant::now()),
+        None => idle,
+    };
+    let _ = conn
+        .stream
+        .set_read_timeout(Some(wait.max(Duration::from_millis(1))));
+    match conn.stream.read(lobby).await {
+        Ok(0) | Err(_) => Err(HeadRead::Closed),
+        Ok(k) => Ok(k),
+    }
+}
+
 /// Reads a head into a small stack array while it fits there: a whole head usually arrives
 /// in one read and a slowloris trickle never outgrows it, so neither takes the connection's
 /// buffers until it must. The bytes go to the client buffer (with the same offsets, so a head
 /// parsed here stays parsed) when the head is complete, refused, or outgrows the array;
-/// `Some` is then the verdict, `None` means "read on in the buffer".
+/// `Some` is then the verdict, `None` means "read on in the buffer". `n` bytes are in the
+/// lobby already.
 async fn read_in_lobby<S: Stream>(
     ctx: &ShardCtx,
     conn: &mut Conn<S>,
     deadline: &mut Option<Instant>,
+    mut lobby: [u8; LOBBY],
+    mut n: usize,
 ) -> Option<HeadRead> {
     let t = &ctx.shared.config.timeouts;
     let limits = &ctx.shared.head_limits;
-    let mut lobby = [0u8; LOBBY];
-    let (mut n, mut seen) = (0usize, 0usize);
+    let mut seen = 0usize;
     let verdict = loop {
+        if n == LOBBY {
+            break None;
+        }
+        if n > seen && worth_parsing(&lobby[..n], seen, limits) {
+            match conn.head.parse(&lobby[..n], limits, &ctx.shared.known) {
+                Ok(true) => break Some(HeadRead::Ready),
+                Ok(false) => {}
+                Err(e) => break Some(HeadRead::Refused(e)),
+            }
+        }
+        seen = n;
         let now = Instant::now();
         let wait = match *deadline {
             Some(d) if now >= d => return Some(lobby_timed_out(n)),
@@ -107,17 +168,6 @@ async fn read_in_lobby<S: Stream>(
             // A reset: a quiet end.
             Err(_) => return Some(HeadRead::Closed),
         }
-        if n == LOBBY {
-            break None;
-        }
-        if worth_parsing(&lobby[..n], seen, limits) {
-            match conn.head.parse(&lobby[..n], limits, &ctx.shared.known) {
-                Ok(true) => break Some(HeadRead::Ready),
-                Ok(false) => {}
-                Err(e) => break Some(HeadRead::Refused(e)),
-            }
-        }
-        seen = n;
     };
     conn.unpark(ctx, &lobby[..n]);
     verdict

@@ -26,7 +26,7 @@ pub use request::{Progress, Refusal, Request, Stop};
 pub use request_id::RequestId;
 
 use crate::buffers::{ConnBufs, ReadBuf};
-use crate::context::ShardCtx;
+use crate::context::{ShardCtx, ShardState};
 use crate::error::Problem;
 use crate::http::problem::{write_problem, ProblemExtras};
 use crate::http::response::ResponseHead;
@@ -62,7 +62,7 @@ pub struct Conn<S: Stream = TcpStream> {
 
 impl<S: Stream> Conn<S> {
     /// Hands the buffers back to the shard; nothing may be pending.
-    fn park(&mut self, ctx: &ShardCtx) {
+    fn park(&mut self, ctx: &ShardState) {
         if self.rb.is_parked() {
             return;
         }
@@ -79,7 +79,7 @@ impl<S: Stream> Conn<S> {
     }
 
     /// Takes buffers from the shard, holding `first` as the bytes read so far.
-    fn unpark(&mut self, ctx: &ShardCtx, first: &[u8]) {
+    fn unpark(&mut self, ctx: &ShardState, first: &[u8]) {
         let b = ctx.spares.take();
         self.rb.attach(b.rb, first);
         self.up.attach(b.up, &[]);
@@ -99,21 +99,27 @@ pub struct Finished {
 }
 
 /// Serves one accepted TCP connection (see [`serve_connection`]).
-pub async fn serve_tcp(ctx: Rc<ShardCtx>, stream: TcpStream) {
+pub async fn serve_tcp(shard: Rc<ShardState>, stream: TcpStream) {
     let peer_ip = stream.peer_addr().ok().map(|a| a.ip());
     let _ = stream.set_nodelay(true);
-    serve_connection(ctx, stream, peer_ip).await
+    serve_connection(shard, stream, peer_ip).await
 }
 
-/// Serves one client connection until it closes, errs, or the shard drains.
-pub async fn serve_connection<S: Stream>(ctx: Rc<ShardCtx>, stream: S, peer_ip: Option<IpAddr>) {
-    let counted_ip = match admit::admit_connection(&ctx, peer_ip) {
-        Ok(counted) => counted,
-        Err(detail) => return refuse_connection(&ctx, stream, detail).await,
+/// Serves one client connection until it closes, errs, or the shard drains. Each request
+/// runs on the configuration current when its first bytes arrived.
+pub async fn serve_connection<S: Stream>(
+    shard: Rc<ShardState>,
+    stream: S,
+    peer_ip: Option<IpAddr>,
+) {
+    let counted_ip = {
+        let ctx = shard.current();
+        match admit::admit_connection(&ctx, peer_ip) {
+            Ok(counted) => counted,
+            Err(detail) => return refuse_connection(&ctx, stream, detail).await,
+        }
     };
-    // A write that finds the client taking nothing fails after this long (see relay.rs).
-    let _ = stream.set_write_timeout(Some(ctx.shared.config.timeouts.client_write));
-    ctx.metrics.borrow_mut().connections_active += 1;
+    shard.metrics.borrow_mut().connections_active += 1;
     let mut conn = Conn {
         stream,
         rb: ReadBuf::parked(),
@@ -122,39 +128,44 @@ pub async fn serve_connection<S: Stream>(ctx: Rc<ShardCtx>, stream: S, peer_ip: 
         out: Vec::new(),
         up: ReadBuf::parked(),
         resp: ResponseHead::default(),
-        req: Request::new(ctx.audit.is_some()),
+        req: Request::new(shard.audit.is_some()),
         counted_ip,
     };
     let mut first = true;
-    while first || !ctx.draining.get() {
-        match next_request(&ctx, &mut conn, first).await {
+    while first || !shard.draining.get() {
+        match next_request(&shard, &mut conn, first).await {
             Some(done) if done.keep_alive => first = false,
             _ => break,
         }
     }
     let _ = conn.stream.close().await;
-    conn.park(&ctx);
+    conn.park(&shard);
     if let Some(ip) = conn.counted_ip {
-        ctx.release_ip(ip);
+        shard.release_ip(ip);
     }
-    ctx.metrics.borrow_mut().connections_active -= 1;
+    shard.metrics.borrow_mut().connections_active -= 1;
 }
 
 /// Reads the next request on the connection and answers it, then counts and audits it;
 /// `None` when the connection ended cleanly between requests.
 async fn next_request<S: Stream>(
-    ctx: &ShardCtx,
+    shard: &ShardState,
     conn: &mut Conn<S>,
     first: bool,
 ) -> Option<Finished> {
     if conn.rb.pending().is_empty() {
-        conn.park(ctx);
+        conn.park(shard);
     } else {
         conn.rb.compact();
     }
     conn.req.reset(conn.peer_ip);
-    let read = read_head(ctx, conn, first).await;
+    let (ctx, read) = read_head(shard, conn, first).await;
+    let ctx = &*ctx;
     let started = Instant::now();
+    // A write that finds the client taking nothing fails after this long (see relay.rs).
+    let _ = conn
+        .stream
+        .set_write_timeout(Some(ctx.shared.config.timeouts.client_write));
     let done = match read {
         HeadRead::Closed => return None,
         HeadRead::Refused(e) => refuse(ctx, conn, e.into()).await,
@@ -173,9 +184,7 @@ async fn next_request<S: Stream>(
         }
     };
     let us = started.elapsed().as_micros() as u64;
-    ctx.metrics
-        .borrow_mut()
-        .request(done.route, done.outcome, us);
+    ctx.count_request(done.route, done.outcome, us);
     if conn.req.note.on {
         account::audit(ctx, &conn.req.note, &done, crate::clock::unix_ms(), us);
     }
@@ -214,8 +223,8 @@ async fn steps<S: Stream>(ctx: &ShardCtx, conn: &mut Conn<S>) -> Result<Finished
         steps::public_target(ctx, conn, route)?
     } else {
         let keys = steps::key_table(ctx)?;
-        let caller = steps::authenticate(ctx, conn, route, &keys)?;
-        let target = steps::authorize(ctx, conn, route, &keys, &caller.key)?;
+        let caller = steps::authenticate(ctx, conn, route, keys)?;
+        let target = steps::authorize(ctx, conn, route, keys, &caller.key)?;
         steps::shed(ctx, conn, Some(&caller.key.plan()))?;
         steps::admit(ctx, conn, route, &caller.key).await?;
         steps::identify(ctx, conn, &caller);

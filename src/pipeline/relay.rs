@@ -96,18 +96,14 @@ pub(super) async fn relay<S: Stream>(
         }
         Err(RelayError::UpstreamBeforeAnswer(detail)) => {
             let kind = UpstreamErrorKind::Protocol;
-            ctx.metrics
-                .borrow_mut()
-                .upstream_error(answer.upstream, kind);
+            ctx.count_upstream_error(answer.upstream, kind);
             // Nothing reached the client yet: it still gets a proper answer.
             Err(Refusal::new(Problem::UpstreamProtocol, detail).into())
         }
         Err(e) => {
             if matches!(e, RelayError::Upstream) {
                 let kind = UpstreamErrorKind::Reset;
-                ctx.metrics
-                    .borrow_mut()
-                    .upstream_error(answer.upstream, kind);
+                ctx.count_upstream_error(answer.upstream, kind);
             }
             // The response is cut short: closing is the only honest signal left.
             Err(Stop::Abort)

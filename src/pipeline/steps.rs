@@ -19,8 +19,6 @@ use crate::policy::path::{judge_target, PARAMS_REFUSED};
 use crate::policy::{client_ip_lines, decide, Denial};
 use crate::ratelimit::{key_handle, write_headers, Admission, CreditSpec};
 use crate::stream::Stream;
-use std::rc::Rc;
-use std::sync::Arc;
 
 const BODY_TOO_LARGE: &str = "declared Content-Length exceeds the body size limit";
 
@@ -73,12 +71,10 @@ pub(super) fn public_target<S: Stream>(
     })
 }
 
-/// The shard's key table, held (an `Rc` clone) until the request ends, whatever a reload
-/// does meanwhile.
-/// (An `Rc` of the shared `Arc`: the per-request clone is not atomic.)
-#[allow(clippy::redundant_allocation)]
-pub(super) fn key_table(ctx: &ShardCtx) -> Result<Rc<Arc<KeyTable>>, Refusal> {
-    ctx.keys.borrow().clone().ok_or_else(|| {
+/// The key table of the request's configuration (the request holds both until it ends,
+/// whatever a reload does meanwhile: no per-request clone).
+pub(super) fn key_table(ctx: &ShardCtx) -> Result<&KeyTable, Refusal> {
+    ctx.keys.as_deref().ok_or_else(|| {
         Refusal::new(
             Problem::KeysUnavailable,
             "no key table is loaded; build one with `keyway snapshot build` and run `keyway reload`",
@@ -294,8 +290,9 @@ pub(super) fn guard_bearer<S: Stream>(ctx: &ShardCtx, conn: &mut Conn<S>) {
     else {
         return;
     };
-    let keys = ctx.keys.borrow();
-    let Some(table) = keys.as_ref() else { return };
+    let Some(table) = ctx.keys.as_ref() else {
+        return;
+    };
     let snapshot = &table.snapshot;
     if snapshot.has_legacy_keys() && snapshot.lookup(&digest(token)).is_some() {
         conn.req.strip_authorization = true;

@@ -7,7 +7,7 @@
 mod probe;
 pub mod uring;
 
-pub use crate::context::{RequestIds, ShardCtx, Shared};
+pub use crate::context::{RequestIds, ShardCtx, ShardState, Shared};
 
 use crate::clock::unix_ms;
 use crate::keytable::KeyTable;
@@ -43,6 +43,9 @@ pub const EVICT_EVERY: Duration = Duration::from_secs(10);
 pub enum Control {
     /// Serve this key table from now on (requests in flight finish on the old one).
     Keys(Arc<KeyTable>),
+    /// Serve this configuration from now on, with this key table (compiled against it) or,
+    /// when `None`, the one served now (requests in flight finish on the old pair).
+    Config(Arc<Shared>, Option<Arc<KeyTable>>),
     /// Stop accepting, finish requests in flight (up to `timeouts.drain`), then exit.
     Drain,
 }
@@ -54,6 +57,11 @@ pub enum ShardEvent {
     KeysSwapped {
         shard: usize,
         generation: u64,
+    },
+    /// The shard now serves this configuration version ([`Shared::version`]).
+    ConfigSwapped {
+        shard: usize,
+        version: u64,
     },
     /// Encoded rate-limit state (windows >= 1 min, credits) to write to the state directory.
     RateState(Vec<u8>),
@@ -149,7 +157,7 @@ async fn run(shared: Arc<Shared>, start: ShardStart) {
         audit,
         ..
     } = start;
-    let ctx = Rc::new(ShardCtx::new(id, shared, keys, audit));
+    let ctx = ShardState::start(id, shared, keys, audit);
     if let Some(bytes) = rate_state {
         let report = ctx.limiter.borrow_mut().restore_state(&bytes, unix_ms());
         if id == 0 && !report.is_clean() {
@@ -161,12 +169,16 @@ async fn run(shared: Arc<Shared>, start: ShardStart) {
     let (control_nap, control_wake) = Nap::new();
     let (sync_nap, sync_wake) = Nap::new();
     let wake = [control_wake, sync_wake];
+    let interval = ctx.current().shared.config.ratelimit.sync_interval;
     let accept = glommio::spawn_local(accept_loop(ctx.clone(), listener, wake));
-    let sync = glommio::spawn_local(sync_loop(ctx.clone(), mesh, events.clone(), sync_nap));
-    let probes: Vec<_> = (0..ctx.pools.len())
-        .filter(|&u| ctx.shared.config.upstreams[u].health_check.is_some())
-        .map(|u| glommio::spawn_local(probe::probe_loop(ctx.clone(), u)))
-        .collect();
+    let sync = glommio::spawn_local(sync_loop(
+        ctx.clone(),
+        mesh,
+        events.clone(),
+        sync_nap,
+        interval,
+    ));
+    let mut probes = probe::start(&ctx.current(), Vec::new()).await;
     let _ = events.send(ShardEvent::Listening(id));
 
     let mut published = Instant::now();
@@ -182,11 +194,24 @@ async fn run(shared: Arc<Shared>, start: ShardStart) {
             match msg {
                 Control::Keys(table) => {
                     let generation = table.snapshot.generation();
-                    ctx.keys.replace(Some(Rc::new(table)));
+                    ctx.swap_keys(table);
                     let _ = events.send(ShardEvent::KeysSwapped {
                         shard: id,
                         generation,
                     });
+                }
+                Control::Config(shared, table) => {
+                    let version = shared.version;
+                    let generation = table.as_ref().map(|t| t.snapshot.generation());
+                    ctx.swap_config(shared, table);
+                    probes = probe::start(&ctx.current(), probes).await;
+                    if let Some(generation) = generation {
+                        let _ = events.send(ShardEvent::KeysSwapped {
+                            shard: id,
+                            generation,
+                        });
+                    }
+                    let _ = events.send(ShardEvent::ConfigSwapped { shard: id, version });
                 }
                 Control::Drain => break 'control,
             }
@@ -194,28 +219,26 @@ async fn run(shared: Arc<Shared>, start: ShardStart) {
         flush_audit(&ctx);
         if published.elapsed() >= PUBLISH_EVERY {
             ctx.copy_pool_health();
-            ctx.shared.published.publish(id, &ctx.metrics.borrow());
+            publish(&ctx);
             published = Instant::now();
         }
     }
 
     ctx.draining.set(true);
     accept.cancel().await;
-    for probe in probes {
-        probe.cancel().await;
-    }
-    let deadline = Instant::now() + ctx.shared.config.timeouts.drain;
+    probe::stop(probes).await;
+    let deadline = Instant::now() + ctx.current().shared.config.timeouts.drain;
     while ctx.in_flight.get() > 0 && Instant::now() < deadline {
         glommio::timer::sleep(CONTROL_POLL).await;
     }
     // The sync loop sends this shard's last counts (shard 0: takes in everyone's) and ends.
     ctx.rates_final.set(true);
     sync.await;
-    for pool in &ctx.pools {
+    for pool in &ctx.current().pools {
         pool.clear();
     }
     flush_audit(&ctx);
-    ctx.shared.published.publish(id, &ctx.metrics.borrow());
+    publish(&ctx);
     if id == 0 {
         let mut state = Vec::new();
         ctx.limiter.borrow().encode_state(unix_ms(), &mut state);
@@ -224,8 +247,17 @@ async fn run(shared: Arc<Shared>, start: ShardStart) {
     let _ = events.send(ShardEvent::Exited(id));
 }
 
+/// Hands this shard's metrics to the admin listener.
+fn publish(state: &ShardState) {
+    state
+        .current()
+        .shared
+        .published
+        .publish(state.id, &state.metrics.borrow());
+}
+
 /// Hands this shard's audit lines to the writer; counts what the full queue refused.
-fn flush_audit(ctx: &ShardCtx) {
+fn flush_audit(ctx: &ShardState) {
     if let Some(audit) = &ctx.audit {
         let dropped = audit.flush();
         if dropped > 0 {
@@ -235,7 +267,7 @@ fn flush_audit(ctx: &ShardCtx) {
 }
 
 /// True while a client connection is open or a request is in flight.
-fn has_clients(ctx: &ShardCtx) -> bool {
+fn has_clients(ctx: &ShardState) -> bool {
     ctx.in_flight.get() > 0 || ctx.metrics.borrow().connections_active > 0
 }
 
@@ -297,7 +329,7 @@ impl Wake {
     }
 }
 
-async fn accept_loop(ctx: Rc<ShardCtx>, listener: TcpListener, wake: [Wake; 2]) {
+async fn accept_loop(ctx: Rc<ShardState>, listener: TcpListener, wake: [Wake; 2]) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
@@ -320,7 +352,7 @@ async fn accept_loop(ctx: Rc<ShardCtx>, listener: TcpListener, wake: [Wake; 2]) 
 /// The shard is shutting down with no request in flight: its last deltas go to every other
 /// shard, marked last; shard 0 takes in the others' last deltas (waiting at most
 /// [`FINAL_SYNC_WAIT`]) so the counts it persists miss nothing.
-async fn final_sync(ctx: &ShardCtx, mesh: &Mesh) {
+async fn final_sync(ctx: &ShardState, mesh: &Mesh) {
     let mut deltas = Vec::new();
     ctx.limiter
         .borrow_mut()
@@ -355,8 +387,15 @@ async fn final_sync(ctx: &ShardCtx, mesh: &Mesh) {
 /// With no client connection open and nothing to send it naps for [`IDLE_POLL`] instead: what
 /// the others sent then waits in the inbox, and an accepted connection wakes the loop to take
 /// it in before its first request is counted.
-async fn sync_loop(ctx: Rc<ShardCtx>, mesh: Mesh, events: Sender<ShardEvent>, nap: Nap) {
-    let interval = ctx.shared.config.ratelimit.sync_interval;
+/// The interval is the one at start: a reload that changes `[ratelimit] sync_interval` takes
+/// effect at the next restart (the other shards' reserves are sized by it).
+async fn sync_loop(
+    ctx: Rc<ShardState>,
+    mesh: Mesh,
+    events: Sender<ShardEvent>,
+    nap: Nap,
+    interval: Duration,
+) {
     let mut deltas = Vec::new();
     let mut state = Vec::new();
     let mut persisted = Instant::now();

@@ -7,6 +7,7 @@
 //! health they feed (docs/architecture.md).
 
 use crate::context::ShardCtx;
+use crate::upstream::Pool;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use keyway_core::config::HealthCheck;
@@ -17,17 +18,48 @@ use std::time::Instant;
 /// The longest status line read from a probe answer.
 const MAX_STATUS_LINE: usize = 256;
 
-/// Probes `upstream`'s servers until the task is cancelled (at drain).
-pub async fn probe_loop(ctx: Rc<ShardCtx>, upstream: usize) {
-    let up = &ctx.shared.config.upstreams[upstream];
-    let Some(check) = &up.health_check else {
-        return;
-    };
-    let pool = &ctx.pools[upstream];
+/// This shard's probe tasks, one per upstream with `health_check_path`, each with the pool
+/// it feeds.
+pub type Probes = Vec<(Rc<Pool>, glommio::Task<()>)>;
+
+/// Starts the probes `ctx`'s upstreams need. A probe of `running` whose pool `ctx` kept (its
+/// upstream unchanged by a reload) goes on with its rhythm; the others are cancelled.
+pub async fn start(ctx: &ShardCtx, mut running: Probes) -> Probes {
+    let mut probes = Probes::new();
+    for (u, up) in ctx.shared.config.upstreams.iter().enumerate() {
+        let Some(check) = &up.health_check else {
+            continue;
+        };
+        let pool = &ctx.pools[u];
+        match running.iter().position(|(p, _)| Rc::ptr_eq(p, pool)) {
+            Some(i) => probes.push(running.swap_remove(i)),
+            None => {
+                let task = glommio::spawn_local(probe_loop(
+                    pool.clone(),
+                    up.servers.clone(),
+                    check.clone(),
+                ));
+                probes.push((pool.clone(), task));
+            }
+        }
+    }
+    stop(running).await;
+    probes
+}
+
+/// Stops `probes` (those a reload retired, or all at drain).
+pub async fn stop(probes: Probes) {
+    for (_, task) in probes {
+        task.cancel().await;
+    }
+}
+
+/// Probes `servers` of `pool` until the task is cancelled.
+async fn probe_loop(pool: Rc<Pool>, servers: Vec<SocketAddr>, check: HealthCheck) {
     loop {
         glommio::timer::sleep(check.interval).await;
-        for (server, &addr) in up.servers.iter().enumerate() {
-            let passed = probe(addr, check).await;
+        for (server, &addr) in servers.iter().enumerate() {
+            let passed = probe(addr, &check).await;
             let now = Instant::now();
             if passed {
                 pool.probe_passed(server, now);

@@ -11,7 +11,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod named;
 mod wait;
+#[allow(unused_imports)]
+pub use named::Named;
 pub use wait::*;
 
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
