@@ -106,7 +106,7 @@ fn describe_serde(text: &str, offset: usize, msg: &str) -> (String, String) {
         let field = rest.split('`').next().unwrap_or(rest);
         let table = header_at(text, offset).unwrap_or_else(|| "a table".to_owned());
         let fix = match field {
-            "servers" => "add servers = [\"IP:PORT\"]".to_owned(),
+            "servers" => "add servers = [\"IP:PORT\"] (or \"HOST:PORT\")".to_owned(),
             "path_prefix" => "add path_prefix = \"/...\"".to_owned(),
             "upstream" => "add upstream = \"NAME\" naming an [upstreams.NAME] table".to_owned(),
             _ => format!("add {field} = ..."),

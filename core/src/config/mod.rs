@@ -126,8 +126,17 @@ pub struct Timeouts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
     pub name: String,
-    /// At least one, no duplicates, no port 0.
+    /// The addresses requests go to: the servers given as `IP:PORT`, then the addresses of
+    /// those given as `HOST:PORT` (see [`Upstream::hosts`]) as last resolved. No duplicates,
+    /// no port 0; empty only before the names are resolved.
     pub servers: Vec<SocketAddr>,
+    /// The servers given as `IP:PORT`, in file order.
+    pub fixed: Vec<SocketAddr>,
+    /// Servers given by host name, in file order, each with its addresses as last resolved
+    /// (empty until the runtime resolves them; the core never does).
+    pub hosts: Vec<HostServer>,
+    /// How often the runtime resolves `hosts` again (`resolve_interval`, default 30 s).
+    pub resolve_interval: Duration,
     /// Max connections per server per shard. Default 64, at least 1.
     pub pool_size: usize,
     /// Requests that may wait for a pooled connection per shard before 503. Default 1024; 0 = none wait.
@@ -141,6 +150,41 @@ pub struct Upstream {
     pub ejection: crate::health::Ejection,
     /// Active health checks (`health_check_path`, `_interval`, `_timeout`); None = off.
     pub health_check: Option<HealthCheck>,
+}
+
+/// A server given as `HOST:PORT`: each address the name resolves to (A and AAAA) is a server
+/// of the group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostServer {
+    /// Lower-case DNS name.
+    pub host: String,
+    pub port: u16,
+    /// Sorted, no duplicates.
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// Default `resolve_interval` of an upstream with host names.
+pub const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
+
+impl Upstream {
+    /// Sets the addresses of host-name servers (`resolved[i]` for `hosts[i]`) and rebuilds
+    /// [`Upstream::servers`]: the literal addresses, then the resolved ones, without
+    /// duplicates.
+    pub fn set_resolved(&mut self, resolved: Vec<Vec<SocketAddr>>) {
+        self.servers.clone_from(&self.fixed);
+        for (h, mut addrs) in self.hosts.iter_mut().zip(resolved) {
+            addrs.sort();
+            addrs.dedup();
+            h.addrs = addrs;
+        }
+        for h in &self.hosts {
+            for a in &h.addrs {
+                if !self.servers.contains(a) {
+                    self.servers.push(*a);
+                }
+            }
+        }
+    }
 }
 
 /// `GET path` to every server of an upstream every `interval`: an answer 200..=399 within
@@ -381,7 +425,10 @@ impl Upstream {
     pub fn new(name: &str, servers: Vec<SocketAddr>) -> Upstream {
         Upstream {
             name: name.to_owned(),
+            fixed: servers.clone(),
             servers,
+            hosts: Vec::new(),
+            resolve_interval: DEFAULT_RESOLVE_INTERVAL,
             pool_size: DEFAULT_POOL_SIZE,
             queue: DEFAULT_QUEUE,
             connect_timeout: None,

@@ -118,6 +118,7 @@ pub struct RawUpstream {
     pub health_check_path: Opt<String>,
     pub health_check_interval: Opt<Quantity>,
     pub health_check_timeout: Opt<Quantity>,
+    pub resolve_interval: Opt<Quantity>,
 }
 
 #[derive(Debug, Deserialize)]

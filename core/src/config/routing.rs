@@ -8,7 +8,9 @@ use toml::Spanned;
 use super::error::{line_of, ConfigError};
 use super::raw::{RawRoute, RawUpstream};
 use super::validate::Ctx;
-use super::{HealthCheck, PrefixMatch, Route, Upstream, DEFAULT_POOL_SIZE, DEFAULT_QUEUE};
+use super::{
+    HealthCheck, HostServer, PrefixMatch, Route, Upstream, DEFAULT_POOL_SIZE, DEFAULT_QUEUE,
+};
 use crate::health::Ejection;
 
 /// Builds the upstream list, sorted by name (the map is already ordered).
@@ -33,30 +35,53 @@ fn upstream(name: &Spanned<String>, raw: &RawUpstream, cx: &Ctx) -> Result<Upstr
         return Err(cx.err(
             &servers_v.span(),
             format!("upstreams.{n}.servers is empty"),
-            "list at least one \"IP:PORT\", e.g. servers = [\"127.0.0.1:9000\"]",
+            "list at least one \"IP:PORT\" or \"HOST:PORT\", e.g. servers = [\"127.0.0.1:9000\"]",
         ));
     }
     let key = format!("upstreams.{n}.servers");
     let mut servers = Vec::with_capacity(servers_v.get_ref().len());
+    let mut hosts: Vec<HostServer> = Vec::new();
     for s in servers_v.get_ref() {
-        let addr = cx.socket(&key, s)?;
-        if addr.port() == 0 {
+        let (port, place) = match host_port(s.get_ref().trim()) {
+            Some((host, port)) => (port, Err(host)),
+            None => {
+                let addr = cx.socket(&key, s)?;
+                (addr.port(), Ok(addr))
+            }
+        };
+        if port == 0 {
             return Err(cx.err(
                 &s.span(),
                 format!("{key} {:?} has port 0", s.get_ref()),
                 "give the port the server listens on",
             ));
         }
-        if servers.contains(&addr) {
+        let twice = match &place {
+            Ok(addr) => servers.contains(addr),
+            Err(host) => hosts.iter().any(|h| h.host == *host && h.port == port),
+        };
+        if twice {
             return Err(cx.err(
                 &s.span(),
-                format!("{key} lists {addr} twice"),
+                format!("{key} lists {:?} twice", s.get_ref()),
                 "remove the duplicate",
             ));
         }
-        servers.push(addr);
+        match place {
+            Ok(addr) => servers.push(addr),
+            Err(host) => hosts.push(HostServer {
+                host,
+                port,
+                addrs: Vec::new(),
+            }),
+        }
     }
     let mut u = Upstream::new(n, servers);
+    u.hosts = hosts;
+    if let Some(q) = &raw.resolve_interval {
+        let key = format!("upstreams.{n}.resolve_interval");
+        u.resolve_interval = cx.duration(&key, q)?;
+    }
     if let Some(p) = &raw.pool_size {
         u.pool_size = *p.get_ref();
         if u.pool_size == 0 {
@@ -404,6 +429,34 @@ fn host(text: &str) -> Option<String> {
     ok.then_some(name)
 }
 
+/// `HOST:PORT` with a DNS name for HOST (lower-cased): labels of letters, digits and '-'
+/// (not at either end), at most 63 bytes each and 253 in all, the last not all digits (so
+/// an IPv4 address is never taken for a name). `None` for anything else (an IP address is
+/// parsed as one).
+pub fn host_port(s: &str) -> Option<(String, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty() || host.len() > 253 {
+        return None;
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let labels: Vec<&str> = host.split('.').collect();
+    if !labels.iter().all(|l| label_ok(l)) {
+        return None;
+    }
+    if labels.last()?.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((host.to_ascii_lowercase(), port))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,6 +488,39 @@ mod tests {
         ] {
             assert_eq!(host(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn host_ports() {
+        assert_eq!(
+            host_port("API.example.com:443"),
+            Some(("api.example.com".into(), 443))
+        );
+        assert_eq!(host_port("localhost:80"), Some(("localhost".into(), 80)));
+        assert_eq!(
+            host_port("db-1.internal.:5432"),
+            Some(("db-1.internal".into(), 5432))
+        );
+        for bad in [
+            "127.0.0.1:80",
+            "10.0.0.1:80",
+            "[::1]:80",
+            "::1:80",
+            "api:",
+            "api:x",
+            "api:70000",
+            ":80",
+            "-api:80",
+            "api-:80",
+            "a..b:80",
+            "a_b:80",
+            "api",
+            "a b:80",
+        ] {
+            assert_eq!(host_port(bad), None, "{bad}");
+        }
+        let long = format!("{}:80", "a".repeat(64));
+        assert_eq!(host_port(&long), None);
     }
 
     #[test]

@@ -370,3 +370,38 @@ fn ratelimit_section() {
 
 #[path = "tests_errors.rs"]
 mod errors;
+
+#[test]
+fn host_name_servers_wait_for_their_addresses() {
+    let c = parse(
+        "[upstreams.api]\nservers = [\"10.0.0.1:80\", \"Backend.internal:8080\", \"other.internal:80\"]\nresolve_interval = \"5s\"\n",
+    )
+    .unwrap();
+    let mut u = c.upstreams[0].clone();
+    let a = |s: &str| -> std::net::SocketAddr { s.parse().unwrap() };
+    assert_eq!(u.servers, [a("10.0.0.1:80")]);
+    assert_eq!(u.fixed, u.servers);
+    assert_eq!(u.resolve_interval, Duration::from_secs(5));
+    let names: Vec<(&str, u16)> = u.hosts.iter().map(|h| (h.host.as_str(), h.port)).collect();
+    assert_eq!(names, [("backend.internal", 8080), ("other.internal", 80)]);
+    // Resolved: every address is a server, in order, once (a literal one included).
+    u.set_resolved(vec![
+        vec![a("10.0.0.3:8080"), a("10.0.0.2:8080"), a("10.0.0.3:8080")],
+        vec![a("10.0.0.1:80")],
+    ]);
+    assert_eq!(
+        u.servers,
+        [a("10.0.0.1:80"), a("10.0.0.2:8080"), a("10.0.0.3:8080")]
+    );
+    assert_eq!(u.hosts[0].addrs, [a("10.0.0.2:8080"), a("10.0.0.3:8080")]);
+    // Resolved again to other addresses: the old ones leave.
+    u.set_resolved(vec![vec![a("10.0.0.9:8080")], vec![]]);
+    assert_eq!(u.servers, [a("10.0.0.1:80"), a("10.0.0.9:8080")]);
+    // Without host names the default interval stands and nothing waits.
+    let plain = parse("[upstreams.api]\nservers = [\"10.0.0.1:80\"]\n").unwrap();
+    assert!(plain.upstreams[0].hosts.is_empty());
+    assert_eq!(
+        plain.upstreams[0].resolve_interval,
+        DEFAULT_RESOLVE_INTERVAL
+    );
+}

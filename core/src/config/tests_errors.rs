@@ -118,9 +118,24 @@ fn socket_addresses() {
     );
     assert!(parse("[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n").is_ok());
     assert_err(
-        "[upstreams.api]\nservers = [\n  \"127.0.0.1:1\",\n  \"api:80\",\n]\n",
+        "[upstreams.api]\nservers = [\n  \"127.0.0.1:1\",\n  \"api_1:80\",\n]\n",
         4,
-        "upstreams.api.servers \"api:80\" is not a socket address",
+        "upstreams.api.servers \"api_1:80\" is not a socket address",
+    );
+    assert_err(
+        "[upstreams.api]\nservers = [\"api.internal:0\"]\n",
+        2,
+        "has port 0",
+    );
+    assert_err(
+        "[upstreams.api]\nservers = [\"API.internal:80\", \"api.internal:80\"]\n",
+        2,
+        "lists \"api.internal:80\" twice",
+    );
+    assert_err(
+        "[upstreams.api]\nservers = [\"api.internal:80\"]\nresolve_interval = 5\n",
+        3,
+        "resolve_interval",
     );
     assert_err(
         "[upstreams.api]\nservers = [\"127.0.0.1:0\"]\n",
@@ -130,7 +145,7 @@ fn socket_addresses() {
     assert_err(
         "[upstreams.api]\nservers = [\"127.0.0.1:1\", \"127.0.0.1:1\"]\n",
         2,
-        "lists 127.0.0.1:1 twice",
+        "lists \"127.0.0.1:1\" twice",
     );
 }
 

@@ -69,7 +69,7 @@ impl Ctx<'_> {
             self.err(
                 &v.span(),
                 format!("{key} {:?} is not a socket address", v.get_ref()),
-                "write IP:PORT, e.g. \"127.0.0.1:8080\" or \"[::1]:8080\" (host names are not resolved)",
+                "write IP:PORT, e.g. \"127.0.0.1:8080\" or \"[::1]:8080\"",
             )
         })
     }
