@@ -28,6 +28,7 @@ pub mod clock;
 pub mod context;
 pub mod metrics;
 pub mod pipeline;
+pub mod resolve;
 pub mod rollout;
 pub mod runfiles;
 pub mod serve;

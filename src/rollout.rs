@@ -14,12 +14,16 @@
 use crate::admin::AdminState;
 use crate::config::diff::{describe, keep_restart_only};
 use crate::config::Config;
+use crate::context::Shared;
 use crate::keytable::{self, KeyTable};
 use crate::shard::Control;
-use crossbeam_channel::Sender;
+use crate::snapshot_status::SnapshotStatus;
+use crossbeam_channel::{Receiver, Sender};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// Where the configuration came from, so a reload can read it again.
 #[derive(Clone, Debug)]
@@ -104,11 +108,18 @@ impl Rollout {
         let next = self.read_config(state, &running.config);
         let config = next.as_ref().unwrap_or(&running.config);
         let snapshot_path = config.keys.snapshot.clone();
-        let loaded = keytable::load(&snapshot_path, config);
+        let needed = config.routes.iter().any(|r| !r.public);
         let mut status = lock(&state.snapshot);
         status.path = snapshot_path.display().to_string();
-        let fresh = status.record(loaded);
-        if fresh.is_none() {
+        let fresh = if !needed && !snapshot_path.exists() {
+            // Public routes only and no snapshot: nothing to load, nothing wrong.
+            status.attempts += 1;
+            status.last_error = None;
+            None
+        } else {
+            status.record(keytable::load(&snapshot_path, config))
+        };
+        if fresh.is_none() && status.last_error.is_some() {
             tracing::error!(
                 error = status.last_error.as_deref().unwrap_or(""),
                 "key table refused; the previous one keeps serving"
@@ -133,8 +144,8 @@ impl Rollout {
         };
         let keys = match (&fresh, &self.keys) {
             (Some(t), _) => Some(t.clone()),
-            (None, Some(serving)) => match serving.recompile(&next) {
-                Ok(t) => Some(Arc::new(t)),
+            (None, Some(serving)) => match follow(serving, &running.config, &next) {
+                Ok(t) => Some(t),
                 Err(e) => {
                     let c = &mut status.config;
                     c.failures += 1;
@@ -146,26 +157,64 @@ impl Rollout {
             },
             (None, None) => None,
         };
+        if let Some(t) = &fresh {
+            let generation = t.snapshot.generation();
+            status.rolling_out = Some(generation);
+            self.pending_keys = Some(Pending::new(generation, self.shards));
+        }
+        self.apply(state, controls, &running, next, keys, &mut status);
+    }
+
+    /// Hands `next` (with `keys`, compiled against it) to every shard.
+    fn apply(
+        &mut self,
+        state: &AdminState,
+        controls: &[Sender<Control>],
+        running: &Shared,
+        next: Config,
+        keys: Option<Arc<KeyTable>>,
+        status: &mut SnapshotStatus,
+    ) {
         let shared = Arc::new(running.next(next));
         let changes = describe(&running.config, &shared.config);
         tracing::info!(
             version = shared.version,
             changes = %changes.join("; "),
-            "applying the reloaded configuration"
+            "applying a new configuration version"
         );
         for tx in controls {
             let _ = tx.send(Control::Config(shared.clone(), keys.clone()));
-        }
-        if let Some(t) = &fresh {
-            let generation = t.snapshot.generation();
-            status.rolling_out = Some(generation);
-            self.pending_keys = Some(Pending::new(generation, self.shards));
         }
         status.config.rolling_out = Some(shared.version);
         status.config.last_changes = changes;
         self.pending_config = Some(Pending::new(shared.version, self.shards));
         self.keys = keys;
         *state.shared.write().unwrap_or_else(|p| p.into_inner()) = shared;
+    }
+
+    /// The resolver found other addresses for an upstream's host names.
+    pub fn resolved(&mut self, state: &AdminState, controls: &[Sender<Control>], found: Resolved) {
+        let running = state.shared();
+        if running.version != found.version {
+            // A reload came first (and resolved the names itself).
+            return;
+        }
+        let mut next = running.config.clone();
+        let Some(i) = next.upstream_index(&found.upstream) else {
+            return;
+        };
+        next.upstreams[i].set_resolved(found.addrs);
+        if next == running.config {
+            return;
+        }
+        tracing::info!(
+            upstream = %found.upstream,
+            servers = ?next.upstreams[i].servers,
+            "upstream host names resolve to other addresses"
+        );
+        let keys = self.keys.clone();
+        let mut status = lock(&state.snapshot);
+        self.apply(state, controls, &running, next, keys, &mut status);
     }
 
     /// The file again, checked whole; `Some` when it is valid and differs from `running`.
@@ -184,8 +233,14 @@ impl Rollout {
                 return None;
             }
         };
-        c.last_error = None;
         source.overrides.apply(&mut next);
+        if let Err(e) = crate::resolve::resolve(&mut next, Some(running)) {
+            c.failures += 1;
+            tracing::error!(error = %e, "configuration refused; the running one keeps serving");
+            c.last_error = Some(e);
+            return None;
+        }
+        c.last_error = None;
         let kept = keep_restart_only(running, &mut next);
         if !kept.is_empty() {
             tracing::warn!(
@@ -229,6 +284,89 @@ impl Rollout {
             }
         }
     }
+}
+
+/// The serving key table, valid for `next`: the same table when the upstreams are the same
+/// names in the same order (their indexes did not move), else recompiled against `next`.
+fn follow(serving: &Arc<KeyTable>, old: &Config, next: &Config) -> Result<Arc<KeyTable>, String> {
+    let names = |c: &Config| {
+        c.upstreams
+            .iter()
+            .map(|u| u.name.clone())
+            .collect::<Vec<_>>()
+    };
+    if names(old) == names(next) {
+        Ok(serving.clone())
+    } else {
+        serving.recompile(next).map(Arc::new)
+    }
+}
+
+/// Other addresses for the host names of `upstream` in configuration `version`
+/// (`addrs[i]` for its `hosts[i]`).
+pub struct Resolved {
+    pub version: u64,
+    pub upstream: String,
+    pub addrs: Vec<Vec<SocketAddr>>,
+}
+
+/// How often the resolver thread looks whether a name is due.
+const RESOLVE_TICK: Duration = Duration::from_secs(1);
+
+/// Starts the thread that resolves upstream host names again every `resolve_interval`
+/// (off the shards and the control thread: a slow DNS answer delays nothing else) and
+/// reports changed address sets. It ends with the control loop (when a report finds no
+/// receiver).
+pub fn spawn_resolver(state: Arc<AdminState>) -> std::io::Result<Receiver<Resolved>> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::Builder::new()
+        .name("keyway-resolver".into())
+        .spawn(move || {
+            let mut due: HashMap<String, Instant> = HashMap::new();
+            loop {
+                std::thread::sleep(RESOLVE_TICK);
+                let shared = state.shared();
+                let now = Instant::now();
+                for u in shared.config.upstreams.iter().filter(|u| !u.hosts.is_empty()) {
+                    let at = due
+                        .entry(u.name.clone())
+                        .or_insert(now + u.resolve_interval);
+                    if now < *at {
+                        continue;
+                    }
+                    *at = now + u.resolve_interval;
+                    let mut changed = false;
+                    let addrs = u
+                        .hosts
+                        .iter()
+                        .map(|h| match crate::resolve::lookup(&h.host, h.port) {
+                            Ok(mut a) => {
+                                a.sort();
+                                a.dedup();
+                                changed |= a != h.addrs;
+                                a
+                            }
+                            Err(e) => {
+                                tracing::warn!(upstream = %u.name, server = %format!("{}:{}", h.host, h.port), error = %e,
+                                    "cannot resolve an upstream server; keeping the addresses it had");
+                                h.addrs.clone()
+                            }
+                        })
+                        .collect();
+                    if changed {
+                        let found = Resolved {
+                            version: shared.version,
+                            upstream: u.name.clone(),
+                            addrs,
+                        };
+                        if tx.send(found).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        })?;
+    Ok(rx)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -45,7 +45,9 @@ pub enum ServeError {
     Shard { shard: usize, reason: String },
     #[error("{0}")]
     UringFlags(String),
-    #[error("cannot install signal handlers: {0}")]
+    #[error("{0}")]
+    Resolve(String),
+    #[error("cannot start a control thread: {0}")]
     Signals(std::io::Error),
     #[error("cannot open the audit log {path}: {source}; create its directory, fix its permissions or change [audit] path")]
     Audit {
@@ -65,10 +67,11 @@ pub struct Bound {
 /// `source`: the file `config` was read from, which SIGHUP reads again (`None`: SIGHUP
 /// reloads the key table only).
 pub fn serve(
-    config: Config,
+    mut config: Config,
     source: Option<ConfigSource>,
     on_ready: impl FnOnce(&Bound),
 ) -> Result<(), ServeError> {
+    crate::resolve::resolve(&mut config, None).map_err(ServeError::Resolve)?;
     let uring = shard::uring::Wanted::from_env().map_err(ServeError::UringFlags)?;
     uring.apply();
     let shards = match config.server.shards {
@@ -140,6 +143,7 @@ pub fn serve(
     })?;
 
     let signals = spawn_signal_thread()?;
+    let resolved = crate::rollout::spawn_resolver(state.clone()).map_err(ServeError::Signals)?;
     let cpus: Vec<usize> = core_affinity::get_core_ids()
         .map(|ids| ids.into_iter().map(|c| c.id).collect())
         .unwrap_or_default();
@@ -199,15 +203,20 @@ pub fn serve(
     on_ready(&bound);
 
     let mut rollout = Rollout::new(source, initial, shards);
+    let inputs = Inputs {
+        signals,
+        events,
+        resolved,
+    };
     control_loop(
         &state,
         &mut rollout,
         &rate_file,
         &controls,
-        &signals,
-        &events,
+        &inputs,
         audit_writer.as_ref(),
     );
+    let events = inputs.events;
 
     for tx in &controls {
         let _ = tx.send(Control::Drain);
@@ -230,16 +239,27 @@ pub fn serve(
     Ok(())
 }
 
+/// What the control thread waits on.
+struct Inputs {
+    signals: Receiver<i32>,
+    events: Receiver<ShardEvent>,
+    resolved: Receiver<crate::rollout::Resolved>,
+}
+
 /// The control thread's loop: reload on SIGHUP, track shard swaps, return on SIGTERM/SIGINT.
 fn control_loop(
     state: &AdminState,
     rollout: &mut Rollout,
     rate_file: &Path,
     controls: &[Sender<Control>],
-    signals: &Receiver<i32>,
-    events: &Receiver<ShardEvent>,
+    inputs: &Inputs,
     audit: Option<&audit::Writer>,
 ) {
+    let Inputs {
+        signals,
+        events,
+        resolved,
+    } = inputs;
     loop {
         crossbeam_channel::select! {
             recv(signals) -> sig => match sig {
@@ -263,6 +283,9 @@ fn control_loop(
                     rollout.config_swapped(state, shard, version);
                 }
                 _ => {}
+            },
+            recv(resolved) -> found => if let Ok(found) = found {
+                rollout.resolved(state, controls, found);
             },
         }
     }

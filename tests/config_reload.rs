@@ -236,6 +236,23 @@ fn a_broken_configuration_is_refused_whole_and_the_old_one_keeps_serving() {
     assert_eq!(status["config"]["failures"], 2, "{status}");
     assert_eq!(post(gw.addr, &key, 10).body, b"a");
 
+    // A server whose name does not resolve: refused, with the name.
+    rewrite(
+        &gw,
+        &config(a.addr, b.addr, "a", "64KiB", "").replace(
+            &format!("servers = [\"{}\"]", b.addr),
+            "servers = [\"no-such-host.invalid:80\"]",
+        ),
+    );
+    let (done, out) = reload(&gw);
+    assert!(!done, "{out}");
+    assert!(
+        out.contains("configuration refused")
+            && out.contains("cannot resolve upstreams.b server no-such-host.invalid:80"),
+        "{out}"
+    );
+    assert_eq!(post(gw.addr, &key, 2048).status, 413);
+
     // Fixed: applied, and the refusal is forgotten.
     rewrite(&gw, &config(a.addr, b.addr, "b", "64KiB", ""));
     let (done, out) = reload(&gw);

@@ -149,12 +149,20 @@ pub fn run() -> i32 {
             serve(config, source)
         }
         Command::CheckConfig => match load_config(cli.config.as_deref()) {
-            Ok(c) => {
+            Ok(mut c) => {
+                if let Err(e) = crate::resolve::resolve(&mut c, None) {
+                    eprintln!("keyway: {e}");
+                    return 2;
+                }
                 println!(
                     "configuration OK: {} upstream(s), {} route(s)",
                     c.upstreams.len(),
                     c.routes.len()
                 );
+                for u in c.upstreams.iter().filter(|u| !u.hosts.is_empty()) {
+                    let servers: Vec<String> = u.servers.iter().map(|s| s.to_string()).collect();
+                    println!("upstream {} resolves to {}", u.name, servers.join(", "));
+                }
                 0
             }
             Err(code) => code,

@@ -92,12 +92,10 @@ fn outcome(before: &SnapshotStatus, now: &SnapshotStatus) -> Option<Result<Strin
         ));
         return Some(Err(format!("reloaded in part: {}", said.join("; "))));
     }
-    said.push(format!(
-        "generation {}, {} keys, from {}",
-        now.generation.unwrap_or(0),
-        now.keys,
-        now.path
-    ));
+    said.push(match now.generation {
+        Some(g) => format!("generation {g}, {} keys, from {}", now.keys, now.path),
+        None => "no key table (only public routes, and no snapshot yet)".into(),
+    });
     Some(Ok(format!("reloaded: {}", said.join("; "))))
 }
 

@@ -170,6 +170,12 @@ impl Gateway {
             .arg("--config")
             .arg(config)
             .env("KEYWAY_LOG", level);
+        Gateway::start_command(dir, config, cmd)
+    }
+
+    /// Starts `cmd`, which must end up exec'ing `keyway serve --config CONFIG` (a wrapper
+    /// such as `unshare` may come first; its pid must become keyway's).
+    pub fn start_command(dir: tempfile::TempDir, config: &Path, cmd: Command) -> Gateway {
         let (child, line, output) = spawn_capturing(cmd, "keyway listening on");
         Gateway {
             child,

@@ -23,7 +23,12 @@ struct Running {
 
 impl Named {
     pub fn start(name: &'static str) -> Named {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Named::start_at(name, "127.0.0.1:0")
+    }
+
+    /// Listens on `addr` (any loopback address; port 0 picks one).
+    pub fn start_at(name: &'static str, addr: &str) -> Named {
+        let listener = TcpListener::bind(addr).unwrap();
         let addr = listener.local_addr().unwrap();
         Named {
             name,
