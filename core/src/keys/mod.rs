@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod format;
 pub mod model;
+pub mod overlay;
 pub mod snapshot;
 
 pub use auth::{authenticate, AuthError, Authenticated};
