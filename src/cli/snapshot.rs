@@ -52,7 +52,7 @@ fn build(a: BuildArgs, ctx: &CliContext) -> Result<(), CliError> {
     let bar = progress::bar(store.key_count()?, "loading");
     let loaded = store.load_all_with(&mut |n| bar.set_position(n));
     bar.finish_and_clear();
-    let (plans, mut keys) = loaded?;
+    let (plans, mut keys, absorbed) = loaded?;
 
     let now = unix_now();
     for k in &mut keys {
@@ -69,11 +69,15 @@ fn build(a: BuildArgs, ctx: &CliContext) -> Result<(), CliError> {
             .map_err(|e| CliError(format!("cannot write {}: {e}", out.display())))
     });
     spinner.finish_and_clear();
+    let written = written?;
+    // Revocations up to `absorbed` are in this snapshot: a gateway serving it stops
+    // applying them from the overlay.
+    store.record_absorbed(generation, absorbed)?;
     print(&format!(
         "generation {generation}, {} keys, {} plans, {} bytes, {:.2} s\n",
         keys.len(),
         plans.len(),
-        written?,
+        written,
         started.elapsed().as_secs_f64(),
     ))
 }

@@ -179,7 +179,11 @@ impl Store {
     ) -> Result<KeySpec> {
         let tx = self.write_tx()?;
         let mut k = get_in(&tx, id)?;
+        let was_enabled = k.enabled;
         edit(&mut k)?;
+        if was_enabled && !k.enabled {
+            super::overlay::note_revoked(&tx, id)?;
+        }
         validate::key(&k)?;
         let plan_ok = tx
             .prepare_cached("SELECT 1 FROM plans WHERE name = ?1")?
@@ -228,6 +232,7 @@ impl Store {
             return Err(StoreError::KeyNotFound(id.to_owned()));
         }
         tx.execute("DELETE FROM key_grace WHERE key_id = ?1", [id])?;
+        super::overlay::note_revoked(&tx, id)?;
         tx.commit()?;
         Ok(())
     }

@@ -24,15 +24,25 @@ impl Store {
     /// Every plan (by name) and every key (enabled or not, in storage order), with their
     /// grace secrets, read in one read transaction so the two lists agree.
     pub fn load_all(&mut self) -> Result<(Vec<PlanSpec>, Vec<KeySpec>)> {
+        self.load_all_with(&mut |_| {}).map(|(p, k, _)| (p, k))
+    }
+
+    /// `load_all`, with the overlay number the lists include (for `record_absorbed`).
+    pub fn load_all_at(&mut self) -> Result<(Vec<PlanSpec>, Vec<KeySpec>, u64)> {
         self.load_all_with(&mut |_| {})
     }
 
-    /// `load_all`, calling `progress(keys_read_so_far)` every `PROGRESS_EVERY` keys.
+    /// `load_all_at`, calling `progress(keys_read_so_far)` every `PROGRESS_EVERY` keys.
     pub fn load_all_with(
         &mut self,
         progress: &mut dyn FnMut(u64),
-    ) -> Result<(Vec<PlanSpec>, Vec<KeySpec>)> {
+    ) -> Result<(Vec<PlanSpec>, Vec<KeySpec>, u64)> {
         let tx = self.conn.transaction()?;
+        // Read in the same transaction as the keys: the lists include exactly the overlay up
+        // to this number.
+        let overlay: i64 = tx.query_row("SELECT coalesce(max(seq), 0) FROM overlay", [], |r| {
+            r.get(0)
+        })?;
         let plans = tx
             .prepare(&format!("SELECT {PLAN_COLUMNS} FROM plans ORDER BY name"))?
             .query_map([], plan_from_row)?
@@ -71,7 +81,7 @@ impl Store {
         }
         tx.commit()?;
         progress(keys.len() as u64);
-        Ok((plans, keys))
+        Ok((plans, keys, u64::try_from(overlay).unwrap_or(0)))
     }
 
     /// Takes the next snapshot generation (1, 2, ...). Every call returns a larger number.
@@ -116,7 +126,7 @@ mod tests {
             .rotate_key("key_007", [5; 32], "kw_live_abcd".into(), i64::MAX / 2)
             .unwrap();
         let mut seen = Vec::new();
-        let (plans, keys) = store.load_all_with(&mut |n| seen.push(n)).unwrap();
+        let (plans, keys, _) = store.load_all_with(&mut |n| seen.push(n)).unwrap();
         assert_eq!(plans.len(), 2);
         assert_eq!(keys.len(), 25);
         assert_eq!(seen.last(), Some(&25));

@@ -19,6 +19,7 @@ mod import;
 mod import_tests;
 mod keys;
 mod load;
+mod overlay;
 mod plans;
 mod schema;
 pub mod validate;

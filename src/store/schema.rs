@@ -57,6 +57,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE keys ADD COLUMN credits_refill TEXT
         CHECK (credits_refill IS NULL
             OR (credits_refill IN ('day', 'month') AND credits IS NOT NULL));",
+    // v4: the live overlay: revocations numbered as they happen, and the number each
+    // snapshot build absorbed (keys::overlay).
+    "CREATE TABLE overlay (
+        seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+        key_id TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('revoke')),
+        at     INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE snapshot_overlay (
+        generation  INTEGER PRIMARY KEY,
+        overlay_seq INTEGER NOT NULL
+    ) STRICT;",
 ];
 
 /// The newest schema version this build knows.
@@ -149,7 +161,7 @@ mod tests {
             .unwrap();
         }
         let mut store = Store::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 3);
+        assert_eq!(store.schema_version().unwrap(), latest());
         let key = store.get_key("key_v2").unwrap();
         assert_eq!(key.credits, None);
         assert!(key.legacy);
@@ -174,7 +186,10 @@ mod tests {
             assert!(store.conn.execute(bad, []).is_err(), "{bad}");
         }
         drop(store);
-        assert_eq!(Store::open(&path).unwrap().schema_version().unwrap(), 3);
+        assert_eq!(
+            Store::open(&path).unwrap().schema_version().unwrap(),
+            latest()
+        );
     }
 
     #[test]
