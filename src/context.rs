@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::config::RateLimitHeaders;
 use crate::http::date::{imf_fixdate, IMF_FIXDATE_LEN};
 use crate::http::{HeadLimits, KnownHeaders};
+use crate::keys::overlay::Revoked;
 use crate::keytable::KeyTable;
 use crate::metrics::{Outcome, Published, ShardMetrics, UpstreamErrorKind};
 use crate::policy::{CompiledRoutes, RoutePolicy, RouteTable};
@@ -228,6 +229,8 @@ pub struct ShardState {
     pub spares: Spares,
     /// Open client connections per client address on this shard (absent = none).
     pub conns_per_ip: RefCell<HashMap<IpAddr, u32, ahash::RandomState>>,
+    /// Keys revoked after the serving snapshot was built (the live overlay; usually empty).
+    pub revoked: RefCell<Revoked>,
     /// Ejections counted by pools a reload retired, per upstream metric slot.
     ejections_retired: RefCell<Vec<u64>>,
     /// The configuration (and key table) new requests start on. Set before any task runs;
@@ -301,6 +304,7 @@ impl ShardState {
             rates_final: Cell::new(false),
             spares: Spares::new(shared.client_buf, crate::buffers::UPSTREAM_BUF, SPARES_KEPT),
             conns_per_ip: RefCell::default(),
+            revoked: RefCell::default(),
             ejections_retired: RefCell::new(Vec::new()),
             current: RefCell::new(None),
         });

@@ -27,6 +27,7 @@ pub mod cli;
 pub mod clock;
 pub mod context;
 pub mod metrics;
+pub mod overlay;
 pub mod pipeline;
 pub mod resolve;
 pub mod rollout;

@@ -142,6 +142,11 @@ pub fn serve(
         source,
     })?;
 
+    // Revocations since the snapshot was built apply from the first request on.
+    let mut overlay = crate::overlay::OverlayReader::new(&shared.config.keys.db);
+    let initial_overlay = overlay
+        .poll(initial.as_ref().map(|t| t.snapshot.generation()))
+        .map(Arc::new);
     let signals = spawn_signal_thread()?;
     let resolved = crate::rollout::spawn_resolver(state.clone()).map_err(ServeError::Signals)?;
     let cpus: Vec<usize> = core_affinity::get_core_ids()
@@ -165,6 +170,7 @@ pub fn serve(
             events: events_tx.clone(),
             mesh,
             audit: audit_tx.clone(),
+            overlay: initial_overlay.clone(),
         };
         let join = shard::spawn(shared.clone(), start).map_err(|e| ServeError::Shard {
             shard: id,
@@ -188,6 +194,7 @@ pub fn serve(
             }
         }
     }
+    crate::overlay::spawn(overlay, state.clone(), controls.clone()).map_err(ServeError::Signals)?;
     let rings = uring.describe();
     tracing::info!("io_uring rings: {rings}");
     let _ = state.io_uring.set(rings);

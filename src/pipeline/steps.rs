@@ -114,6 +114,10 @@ pub(super) fn authenticate<'k, S: Stream>(
         auth::strip_query_param(from, param.as_bytes(), &mut conn.req.target);
     }
     let caller = auth::check(&keys.snapshot, presented.key, ctx.now_unix.get())?;
+    if ctx.revoked.borrow().contains(caller.key.id()) {
+        let e = crate::keys::auth::AuthError::Revoked;
+        return Err(Refusal::new(e.problem(), e.detail()));
+    }
     let (key, note) = (&caller.key, &mut conn.req.note);
     Note::set(note.on, &mut note.key_id, key.id().as_bytes());
     Note::set(note.on, &mut note.tenant, key.tenant().as_bytes());

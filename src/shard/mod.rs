@@ -46,6 +46,8 @@ pub enum Control {
     /// Serve this configuration from now on, with this key table (compiled against it) or,
     /// when `None`, the one served now (requests in flight finish on the old pair).
     Config(Arc<Shared>, Option<Arc<KeyTable>>),
+    /// Revocations made after the serving snapshot was built (the live overlay).
+    Overlay(Arc<crate::keys::overlay::OverlayUpdate>),
     /// Stop accepting, finish requests in flight (up to `timeouts.drain`), then exit.
     Drain,
 }
@@ -125,6 +127,8 @@ pub struct ShardStart {
     pub mesh: Mesh,
     /// Where audit batches go, when `[audit] path` is set.
     pub audit: Option<Sender<crate::audit::Batch>>,
+    /// The live overlay as read at start (before the first request).
+    pub overlay: Option<Arc<crate::keys::overlay::OverlayUpdate>>,
 }
 
 /// Starts a shard on its own thread, pinned to its CPU when given.
@@ -155,9 +159,13 @@ async fn run(shared: Arc<Shared>, start: ShardStart) {
         events,
         mesh,
         audit,
+        overlay,
         ..
     } = start;
     let ctx = ShardState::start(id, shared, keys, audit);
+    if let Some(update) = overlay {
+        ctx.revoked.borrow_mut().apply(&update);
+    }
     if let Some(bytes) = rate_state {
         let report = ctx.limiter.borrow_mut().restore_state(&bytes, unix_ms());
         if id == 0 && !report.is_clean() {
@@ -213,6 +221,7 @@ async fn run(shared: Arc<Shared>, start: ShardStart) {
                     }
                     let _ = events.send(ShardEvent::ConfigSwapped { shard: id, version });
                 }
+                Control::Overlay(update) => ctx.revoked.borrow_mut().apply(&update),
                 Control::Drain => break 'control,
             }
         }

@@ -5,7 +5,8 @@
 use super::{Config, Route};
 
 /// The settings a running gateway cannot change in place: its listeners, its threads, its
-/// state directory and audit file, and the shards' sync rhythm (their reserves are sized
+/// state directory, key database (read for live revocations) and audit file, and the shards'
+/// sync rhythm (their reserves are sized
 /// by it). Those that differ in `new` are set back to `running`'s values and named.
 pub fn keep_restart_only(running: &Config, new: &mut Config) -> Vec<&'static str> {
     let mut kept = Vec::new();
@@ -25,6 +26,10 @@ pub fn keep_restart_only(running: &Config, new: &mut Config) -> Vec<&'static str
     if r.state_dir != n.state_dir {
         n.state_dir.clone_from(&r.state_dir);
         kept.push("server.state_dir");
+    }
+    if running.keys.db != new.keys.db {
+        new.keys.db.clone_from(&running.keys.db);
+        kept.push("keys.db");
     }
     if running.audit != new.audit {
         new.audit.clone_from(&running.audit);
