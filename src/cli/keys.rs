@@ -296,7 +296,7 @@ fn revoke(a: RevokeArgs, ctx: &CliContext) -> Result<(), CliError> {
         "Revoked key {} (its secret and any previous one no longer work).\n",
         a.id
     ))?;
-    note_rebuild();
+    eprintln!("note: a running gateway refuses it within a second; the next `keyway snapshot build` absorbs it");
     Ok(())
 }
 
