@@ -9,7 +9,7 @@ use crate::config::RateLimitHeaders;
 use crate::http::date::{imf_fixdate, IMF_FIXDATE_LEN};
 use crate::http::{HeadLimits, KnownHeaders};
 use crate::keys::overlay::Revoked;
-use crate::keytable::KeyTable;
+use crate::keytable::{Delta, KeyTable};
 use crate::metrics::{Outcome, Published, ShardMetrics, UpstreamErrorKind};
 use crate::policy::{CompiledRoutes, RoutePolicy, RouteTable};
 use crate::ratelimit::{HeaderMode, Limiter, LimiterConfig};
@@ -200,6 +200,14 @@ impl RequestIds {
 /// Spare connection buffers a shard keeps (about 100 KiB each, touched parts resident).
 const SPARES_KEPT: usize = 256;
 
+/// What the live-overlay poller hands every shard: revocations, and (when it changed) the
+/// table of keys changed since the snapshot (`Some(None)`: none any more).
+#[derive(Default)]
+pub struct LiveUpdate {
+    pub revoked: crate::keys::overlay::OverlayUpdate,
+    pub delta: Option<Option<Arc<Delta>>>,
+}
+
 /// A shard's state that outlives configurations: counters, clocks, connections, buffers.
 /// Never shared with another thread. Reached through [`ShardCtx`] (which derefs to it).
 pub struct ShardState {
@@ -251,6 +259,9 @@ pub struct ShardCtx {
     /// The key table this configuration serves (compiled against it); `None` until one is
     /// loaded. Requests hold it through their [`ShardCtx`], never cloning the `Arc`.
     pub keys: Option<Arc<KeyTable>>,
+    /// Keys changed in the store since that table was built (the live overlay), compiled
+    /// against this configuration too; `None`: none.
+    pub delta: Option<Arc<Delta>>,
     pub ratelimit_headers: HeaderMode,
     /// `limits.shed_after_in_flight`: when this shard refuses low-priority plans.
     pub shedding: keyway_core::shedding::Shedding,
@@ -319,6 +330,27 @@ impl ShardState {
         match &*self.current.borrow() {
             Some(ctx) => ctx.clone(),
             None => unreachable!("ShardState::start sets the current configuration"),
+        }
+    }
+
+    /// Applies a live-overlay update: revocations, and the changed keys' table.
+    pub fn apply_live(&self, update: &LiveUpdate) {
+        self.revoked.borrow_mut().apply(&update.revoked);
+        if let Some(delta) = &update.delta {
+            let mut next = (*self.current()).clone();
+            next.delta = match delta {
+                Some(d) if d.config_version != next.shared.version => {
+                    match d.recompile(&next.shared.config, next.shared.version) {
+                        Ok(d) => Some(Arc::new(d)),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "keys changed since the snapshot do not fit the configuration; they wait for the next build");
+                            None
+                        }
+                    }
+                }
+                other => other.clone(),
+            };
+            self.current.replace(Some(Rc::new(next)));
         }
     }
 
@@ -433,10 +465,24 @@ impl ShardCtx {
             RateLimitHeaders::Legacy => HeaderMode::Legacy,
             RateLimitHeaders::Off => HeaderMode::Off,
         };
+        // The live delta follows the configuration (a few keys: cheap to compile here).
+        let delta = prev.and_then(|p| p.delta.clone()).and_then(|d| {
+            if d.config_version == shared.version {
+                return Some(d);
+            }
+            match d.recompile(c, shared.version) {
+                Ok(d) => Some(Arc::new(d)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "keys changed since the snapshot cannot follow the new configuration; they wait for the next build");
+                    None
+                }
+            }
+        });
         ShardCtx {
             state: state.clone(),
             pools,
             keys,
+            delta,
             ratelimit_headers,
             shedding: keyway_core::shedding::Shedding {
                 after_in_flight: c.limits.shed_after_in_flight,

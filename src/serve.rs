@@ -137,16 +137,16 @@ pub fn serve(
         snapshot: Mutex::new(status),
         io_uring: Default::default(),
     });
+    // Key changes since the snapshot was built apply from the first request on.
+    let mut overlay = crate::overlay::OverlayReader::new(&shared.config.keys.db);
+    let initial_overlay = overlay
+        .poll(state.status().generation, &state)
+        .map(Arc::new);
     let admin = admin::start(admin_addr, state.clone()).map_err(|source| ServeError::Admin {
         addr: admin_addr,
         source,
     })?;
 
-    // Revocations since the snapshot was built apply from the first request on.
-    let mut overlay = crate::overlay::OverlayReader::new(&shared.config.keys.db);
-    let initial_overlay = overlay
-        .poll(initial.as_ref().map(|t| t.snapshot.generation()))
-        .map(Arc::new);
     let signals = spawn_signal_thread()?;
     let resolved = crate::rollout::spawn_resolver(state.clone()).map_err(ServeError::Signals)?;
     let cpus: Vec<usize> = core_affinity::get_core_ids()

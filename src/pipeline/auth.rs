@@ -4,7 +4,7 @@
 use crate::error::Problem;
 use crate::http::headers::trim;
 use crate::http::RequestHead;
-use crate::keys::{authenticate, looks_like_ours, Authenticated, Snapshot};
+use crate::keys::looks_like_ours;
 
 /// Where the key came from, so the forwarding step strips exactly that.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,15 +153,6 @@ pub fn bearer_token(value: &[u8]) -> Option<&[u8]> {
 /// an upstream even where the gateway did not take it as the request's key.
 pub fn carries_key(authorization: &[u8]) -> bool {
     bearer_token(authorization).is_some_and(looks_like_ours)
-}
-
-/// Authenticates the presented key; the 401 problem on failure.
-pub fn check<'s>(
-    snapshot: &'s Snapshot,
-    presented: &[u8],
-    now_unix: i64,
-) -> Result<Authenticated<'s>, Refusal> {
-    authenticate(snapshot, presented, now_unix).map_err(|e| Refusal::new(e.problem(), e.detail()))
 }
 
 #[cfg(test)]

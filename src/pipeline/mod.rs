@@ -223,7 +223,7 @@ async fn steps<S: Stream>(ctx: &ShardCtx, conn: &mut Conn<S>) -> Result<Finished
         steps::public_target(ctx, conn, route)?
     } else {
         let keys = steps::key_table(ctx)?;
-        let caller = steps::authenticate(ctx, conn, route, keys)?;
+        let (keys, caller) = steps::authenticate(ctx, conn, route, keys)?;
         let target = steps::authorize(ctx, conn, route, keys, &caller.key)?;
         steps::shed(ctx, conn, Some(&caller.key.plan()))?;
         steps::admit(ctx, conn, route, &caller.key).await?;

@@ -83,13 +83,14 @@ pub(super) fn key_table(ctx: &ShardCtx) -> Result<&KeyTable, Refusal> {
 }
 
 /// Authenticate: find the key (header, Bearer, or the route's query parameter, which is then
-/// removed from the forwarded target) and check it against the key table.
+/// removed from the forwarded target) and check it against the live delta and the key table;
+/// returns the table it was found in (whose policy applies) with it.
 pub(super) fn authenticate<'k, S: Stream>(
-    ctx: &ShardCtx,
+    ctx: &'k ShardCtx,
     conn: &mut Conn<S>,
     route: usize,
     keys: &'k KeyTable,
-) -> Result<Authenticated<'k>, Refusal> {
+) -> Result<(&'k KeyTable, Authenticated<'k>), Refusal> {
     let shared = &ctx.shared;
     let (buf, head) = (conn.rb.pending(), &conn.head);
     let route_cfg = &shared.config.routes[route];
@@ -113,7 +114,10 @@ pub(super) fn authenticate<'k, S: Stream>(
         let from = if judged.is_empty() { target } else { &judged };
         auth::strip_query_param(from, param.as_bytes(), &mut conn.req.target);
     }
-    let caller = auth::check(&keys.snapshot, presented.key, ctx.now_unix.get())?;
+    let now = ctx.now_unix.get();
+    let (keys, caller) =
+        crate::keytable::authenticate(keys, ctx.delta.as_deref(), presented.key, now)
+            .map_err(|e| Refusal::new(e.problem(), e.detail()))?;
     if ctx.revoked.borrow().contains(caller.key.id()) {
         let e = crate::keys::auth::AuthError::Revoked;
         return Err(Refusal::new(e.problem(), e.detail()));
@@ -122,7 +126,7 @@ pub(super) fn authenticate<'k, S: Stream>(
     Note::set(note.on, &mut note.key_id, key.id().as_bytes());
     Note::set(note.on, &mut note.tenant, key.tenant().as_bytes());
     Note::set(note.on, &mut note.plan, key.plan().name().as_bytes());
-    Ok(caller)
+    Ok((keys, caller))
 }
 
 /// Authorize: client address, scopes and declared body size in one pure decision, which

@@ -46,8 +46,8 @@ pub enum Control {
     /// Serve this configuration from now on, with this key table (compiled against it) or,
     /// when `None`, the one served now (requests in flight finish on the old pair).
     Config(Arc<Shared>, Option<Arc<KeyTable>>),
-    /// Revocations made after the serving snapshot was built (the live overlay).
-    Overlay(Arc<crate::keys::overlay::OverlayUpdate>),
+    /// Keys revoked or changed after the serving snapshot was built (the live overlay).
+    Overlay(Arc<crate::context::LiveUpdate>),
     /// Stop accepting, finish requests in flight (up to `timeouts.drain`), then exit.
     Drain,
 }
@@ -128,7 +128,7 @@ pub struct ShardStart {
     /// Where audit batches go, when `[audit] path` is set.
     pub audit: Option<Sender<crate::audit::Batch>>,
     /// The live overlay as read at start (before the first request).
-    pub overlay: Option<Arc<crate::keys::overlay::OverlayUpdate>>,
+    pub overlay: Option<Arc<crate::context::LiveUpdate>>,
 }
 
 /// Starts a shard on its own thread, pinned to its CPU when given.
@@ -164,7 +164,7 @@ async fn run(shared: Arc<Shared>, start: ShardStart) {
     } = start;
     let ctx = ShardState::start(id, shared, keys, audit);
     if let Some(update) = overlay {
-        ctx.revoked.borrow_mut().apply(&update);
+        ctx.apply_live(&update);
     }
     if let Some(bytes) = rate_state {
         let report = ctx.limiter.borrow_mut().restore_state(&bytes, unix_ms());
@@ -221,7 +221,7 @@ async fn run(shared: Arc<Shared>, start: ShardStart) {
                     }
                     let _ = events.send(ShardEvent::ConfigSwapped { shard: id, version });
                 }
-                Control::Overlay(update) => ctx.revoked.borrow_mut().apply(&update),
+                Control::Overlay(update) => ctx.apply_live(&update),
                 Control::Drain => break 'control,
             }
         }

@@ -106,37 +106,41 @@ impl Store {
             return Err(StoreError::PlanNotFound(k.plan.clone()));
         }
         let (credits, credits_refill) = codec::credits(k.credits);
-        self.conn
-            .prepare_cached(
-                "INSERT INTO keys (id, digest, hint, tenant, name, plan, limits, scopes,
+        // The key and its overlay entry commit together (a running gateway serves it within
+        // a second).
+        let tx = self.conn.unchecked_transaction()?;
+        tx.prepare_cached(
+            "INSERT INTO keys (id, digest, hint, tenant, name, plan, limits, scopes,
                     allow_ips, max_body, metadata, not_before, expires_at, enabled, created_at,
                     rotated_from, legacy, updated_at, credits, credits_refill)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
                     ?17, ?18, ?19, ?20)",
-            )?
-            .execute(params![
-                k.id,
-                &k.digest[..],
-                k.hint,
-                k.tenant,
-                k.name,
-                k.plan,
-                codec::limits(&k.limits),
-                codec::lines(&k.scopes),
-                codec::lines(&k.allow_ips),
-                codec::size(k.max_body_bytes),
-                codec::metadata(&k.metadata),
-                k.not_before,
-                k.expires_at,
-                k.enabled,
-                k.created_at,
-                k.rotated_from,
-                k.legacy,
-                unix_now(),
-                credits,
-                credits_refill,
-            ])
-            .map_err(|e| insert_error(&self.conn, e, k))?;
+        )?
+        .execute(params![
+            k.id,
+            &k.digest[..],
+            k.hint,
+            k.tenant,
+            k.name,
+            k.plan,
+            codec::limits(&k.limits),
+            codec::lines(&k.scopes),
+            codec::lines(&k.allow_ips),
+            codec::size(k.max_body_bytes),
+            codec::metadata(&k.metadata),
+            k.not_before,
+            k.expires_at,
+            k.enabled,
+            k.created_at,
+            k.rotated_from,
+            k.legacy,
+            unix_now(),
+            credits,
+            credits_refill,
+        ])
+        .map_err(|e| insert_error(&tx, e, k))?;
+        super::overlay::note_changed(&tx, &k.id)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -184,6 +188,7 @@ impl Store {
         if was_enabled && !k.enabled {
             super::overlay::note_revoked(&tx, id)?;
         }
+        super::overlay::note_changed(&tx, id)?;
         validate::key(&k)?;
         let plan_ok = tx
             .prepare_cached("SELECT 1 FROM plans WHERE name = ?1")?
@@ -233,6 +238,7 @@ impl Store {
         }
         tx.execute("DELETE FROM key_grace WHERE key_id = ?1", [id])?;
         super::overlay::note_revoked(&tx, id)?;
+        super::overlay::note_changed(&tx, id)?;
         tx.commit()?;
         Ok(())
     }
@@ -275,6 +281,7 @@ impl Store {
             };
             insert_error(&tx, e, &probe)
         })?;
+        super::overlay::note_changed(&tx, id)?;
         tx.commit()?;
         Ok(())
     }

@@ -20,6 +20,7 @@ mod import_tests;
 mod keys;
 mod load;
 mod overlay;
+pub use overlay::OverlayEntry;
 mod plans;
 mod schema;
 pub mod validate;

@@ -57,12 +57,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE keys ADD COLUMN credits_refill TEXT
         CHECK (credits_refill IS NULL
             OR (credits_refill IN ('day', 'month') AND credits IS NOT NULL));",
-    // v4: the live overlay: revocations numbered as they happen, and the number each
-    // snapshot build absorbed (keys::overlay).
+    // v4: the live overlay: revocations and other key changes numbered as they happen, and
+    // the number each snapshot build absorbed (keys::overlay).
     "CREATE TABLE overlay (
         seq    INTEGER PRIMARY KEY AUTOINCREMENT,
         key_id TEXT NOT NULL,
-        action TEXT NOT NULL CHECK (action IN ('revoke')),
+        action TEXT NOT NULL CHECK (action IN ('revoke', 'change')),
         at     INTEGER NOT NULL
     ) STRICT;
     CREATE TABLE snapshot_overlay (
