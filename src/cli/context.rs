@@ -74,3 +74,8 @@ pub fn print_json(value: &serde_json::Value) -> Result<(), CliError> {
 pub fn note_rebuild() {
     eprintln!("note: the gateway sees this after `keyway snapshot build` and a reload");
 }
+
+/// Said after a key change the running gateway serves from the live overlay.
+pub fn note_live() {
+    eprintln!("note: a running gateway serves this within a second; the next `keyway snapshot build` absorbs it");
+}

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::context::{note_rebuild, print, print_json};
+use super::context::{note_live, print, print_json};
 use super::key_flags::KeyFlags;
 use super::{key_import, parse, render, CliContext, CliError};
 use crate::keys::format;
@@ -185,7 +185,7 @@ fn create(a: CreateArgs, ctx: &CliContext) -> Result<(), CliError> {
         );
         print(&secret_block(&head, &secret, &foot))?;
     }
-    note_rebuild();
+    note_live();
     Ok(())
 }
 
@@ -286,7 +286,7 @@ fn update(a: UpdateArgs, ctx: &CliContext) -> Result<(), CliError> {
             render::key_details(&key, now)
         ))?;
     }
-    note_rebuild();
+    note_live();
     Ok(())
 }
 
@@ -296,7 +296,7 @@ fn revoke(a: RevokeArgs, ctx: &CliContext) -> Result<(), CliError> {
         "Revoked key {} (its secret and any previous one no longer work).\n",
         a.id
     ))?;
-    eprintln!("note: a running gateway refuses it within a second; the next `keyway snapshot build` absorbs it");
+    note_live();
     Ok(())
 }
 
@@ -343,6 +343,6 @@ fn rotate(a: RotateArgs, ctx: &CliContext) -> Result<(), CliError> {
             &foot,
         ))?;
     }
-    note_rebuild();
+    note_live();
     Ok(())
 }
