@@ -48,6 +48,23 @@ pub fn keys_and_identity(
     if let Some(v) = &rk.db {
         keys.db = state_dir.join(path_value(cx, "keys.db", v)?);
     }
+    if let Some(v) = &rk.self_service_path {
+        let p = v.get_ref();
+        keys.self_service_path = if p.is_empty() {
+            None
+        } else if p.starts_with('/')
+            && p.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#')
+        {
+            Some(p.clone())
+        } else {
+            return Err(cx.err(
+                &v.span(),
+                format!("keys.self_service_path {p:?} is not a plain absolute path"),
+                "write a path starting with '/' without spaces, '?' or '#', or \"\" to turn it off",
+            ));
+        };
+    }
     if keys.snapshot == keys.db {
         let span = rk
             .db

@@ -69,6 +69,9 @@ pub struct Keys {
     pub header: String,
     /// Also accept `Authorization: Bearer KEY`. Default true.
     pub bearer: bool,
+    /// Where a key holder, with the key, reads what the key may do (`GET`, JSON). Default
+    /// `/.well-known/keyway/key`; `None` (set to "") turns it off.
+    pub self_service_path: Option<String>,
 }
 
 /// `[identity]`: headers the gateway sets on forwarded requests (and strips from incoming ones).
@@ -268,6 +271,7 @@ impl Default for Keys {
             db: dir.join("keys.db"),
             header: "x-api-key".to_owned(),
             bearer: true,
+            self_service_path: Some(DEFAULT_SELF_SERVICE_PATH.to_owned()),
         }
     }
 }
@@ -370,6 +374,9 @@ impl Default for Config {
         }
     }
 }
+
+/// Default `keys.self_service_path`.
+pub const DEFAULT_SELF_SERVICE_PATH: &str = "/.well-known/keyway/key";
 
 /// Default `server.state_dir`.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/keyway";

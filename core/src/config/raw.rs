@@ -50,6 +50,7 @@ pub struct RawKeys {
     pub db: Opt<String>,
     pub header: Opt<String>,
     pub bearer: Option<bool>,
+    pub self_service_path: Opt<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

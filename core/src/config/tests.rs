@@ -405,3 +405,23 @@ fn host_name_servers_wait_for_their_addresses() {
         DEFAULT_RESOLVE_INTERVAL
     );
 }
+
+#[test]
+fn self_service_path_defaults_and_turns_off() {
+    let c = parse("").unwrap();
+    assert_eq!(
+        c.keys.self_service_path.as_deref(),
+        Some(DEFAULT_SELF_SERVICE_PATH)
+    );
+    let c = parse("[keys]\nself_service_path = \"\"\n").unwrap();
+    assert_eq!(c.keys.self_service_path, None);
+    let c = parse("[keys]\nself_service_path = \"/me/key\"\n").unwrap();
+    assert_eq!(c.keys.self_service_path.as_deref(), Some("/me/key"));
+    for bad in ["me", "/a b", "/a?b"] {
+        let e = parse(&format!("[keys]\nself_service_path = \"{bad}\"\n")).unwrap_err();
+        assert!(
+            e.to_string().contains("is not a plain absolute path"),
+            "{bad}: {e}"
+        );
+    }
+}
