@@ -12,16 +12,19 @@ pub enum Outcome {
     Refused(Problem),
     /// The client went away or the exchange broke after the response started.
     Aborted,
+    /// Answered by the gateway itself: key self-service.
+    SelfService,
 }
 
 impl Outcome {
-    pub const COUNT: usize = Problem::ALL.len() + 2;
+    pub const COUNT: usize = Problem::ALL.len() + 3;
 
     pub fn index(self) -> usize {
         match self {
             Outcome::Proxied => 0,
             Outcome::Aborted => 1,
-            Outcome::Refused(p) => 2 + p.index(),
+            Outcome::SelfService => 2,
+            Outcome::Refused(p) => 3 + p.index(),
         }
     }
 
@@ -29,7 +32,8 @@ impl Outcome {
         match i {
             0 => Outcome::Proxied,
             1 => Outcome::Aborted,
-            i => Outcome::Refused(Problem::ALL[i - 2]),
+            2 => Outcome::SelfService,
+            i => Outcome::Refused(Problem::ALL[i - 3]),
         }
     }
 
@@ -37,6 +41,7 @@ impl Outcome {
         match self {
             Outcome::Proxied => "proxied",
             Outcome::Aborted => "aborted",
+            Outcome::SelfService => "self_service",
             Outcome::Refused(p) => p.code(),
         }
     }

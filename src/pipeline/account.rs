@@ -75,6 +75,7 @@ pub fn audit(ctx: &ShardCtx, note: &Note, done: &Finished, ts_ms: i64, duration_
         Outcome::Refused(p) => (p.status(), p.code()),
         Outcome::Proxied => (note.status, "proxied"),
         Outcome::Aborted => (note.status, "aborted"),
+        Outcome::SelfService => (200, "self_service"),
     };
     let dropped = audit.record(&Record {
         ts_ms,

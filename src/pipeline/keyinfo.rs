@@ -4,6 +4,10 @@
 
 use crate::http::date::imf_fixdate;
 use crate::http::{is_tchar, is_valid_value};
+use crate::keys::model::Credits;
+use crate::keys::KeyView;
+use crate::ratelimit::Usage;
+use serde_json::json;
 
 /// Keys expiring within this many seconds announce it with `Sunset`.
 pub const SUNSET_WARNING_S: i64 = 7 * 86_400;
@@ -73,6 +77,69 @@ pub fn write_key_context(
             out.extend_from_slice(b"\r\n");
         }
     }
+}
+
+/// `own` when the key sets any, else its plan's.
+fn own_or_plan<'a>(own: Vec<&'a str>, plan: Vec<&'a str>) -> Vec<&'a str> {
+    if own.is_empty() {
+        plan
+    } else {
+        own
+    }
+}
+
+/// The self-service answer (JSON) for `key`: what it may do and what is left of its limits
+/// (`usage`, from this gateway's counters). The key's own scopes, addresses and body limit,
+/// else its plan's. Never the secret, nor the metadata.
+pub fn self_service_body(
+    key: &KeyView<'_>,
+    grace_until: Option<i64>,
+    usage: &Usage,
+    credits: Option<Credits>,
+) -> Vec<u8> {
+    let plan = key.plan();
+    let limits: Vec<_> = usage
+        .limits
+        .iter()
+        .map(|u| {
+            json!({
+                "limit": u.limit.to_string(),
+                "count": u.limit.count,
+                "window": u.limit.window.name(),
+                "used": u.used,
+                "remaining": u.remaining,
+                "reset_seconds": u.reset_s,
+            })
+        })
+        .collect();
+    let credits = credits.map(|c| {
+        json!({
+            "total": c.total,
+            "refill": c.refill.map(|w| w.name()),
+            "remaining": usage.credits_left,
+            "reset_seconds": usage.credits_reset_s,
+        })
+    });
+    let body = json!({
+        "id": key.id(),
+        "name": key.name(),
+        "tenant": key.tenant(),
+        "plan": plan.name(),
+        "scopes": own_or_plan(key.scopes().collect(), plan.scopes().collect()),
+        "allowed_ips": own_or_plan(key.allow_ips().collect(), plan.allow_ips().collect()),
+        "max_body_bytes": key.max_body_bytes().or(plan.max_body_bytes()),
+        "limits": limits,
+        "credits": credits,
+        "not_before": key.not_before(),
+        "expires_at": key.expires_at(),
+        "rotation": match grace_until {
+            Some(t) => json!({"secret": "previous", "works_until": t}),
+            None => json!({"secret": "current"}),
+        },
+    });
+    let mut out = serde_json::to_vec_pretty(&body).unwrap_or_default();
+    out.push(b'\n');
+    out
 }
 
 #[cfg(test)]

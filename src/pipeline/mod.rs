@@ -20,6 +20,7 @@ mod limit;
 mod relay;
 mod request;
 mod request_id;
+mod selfservice;
 mod steps;
 
 pub use request::{Progress, Refusal, Request, Stop};
@@ -217,13 +218,16 @@ async fn handle<S: Stream>(ctx: &ShardCtx, conn: &mut Conn<S>) -> Finished {
 
 /// The lifecycle of one request: each step passes it on or stops it.
 async fn steps<S: Stream>(ctx: &ShardCtx, conn: &mut Conn<S>) -> Result<Finished, Stop> {
+    if selfservice::wanted(ctx, &conn.head, conn.rb.pending()) {
+        return selfservice::answer(ctx, conn).await;
+    }
     let route = steps::route(ctx, conn)?;
     let target = if ctx.shared.config.routes[route].public {
         steps::shed(ctx, conn, None)?;
         steps::public_target(ctx, conn, route)?
     } else {
         let keys = steps::key_table(ctx)?;
-        let (keys, caller) = steps::authenticate(ctx, conn, route, keys)?;
+        let (keys, caller) = steps::authenticate(ctx, conn, Some(route), keys)?;
         let target = steps::authorize(ctx, conn, route, keys, &caller.key)?;
         steps::shed(ctx, conn, Some(&caller.key.plan()))?;
         steps::admit(ctx, conn, route, &caller.key).await?;

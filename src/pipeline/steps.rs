@@ -88,15 +88,15 @@ pub(super) fn key_table(ctx: &ShardCtx) -> Result<&KeyTable, Refusal> {
 pub(super) fn authenticate<'k, S: Stream>(
     ctx: &'k ShardCtx,
     conn: &mut Conn<S>,
-    route: usize,
+    route: Option<usize>,
     keys: &'k KeyTable,
 ) -> Result<(&'k KeyTable, Authenticated<'k>), Refusal> {
     let shared = &ctx.shared;
     let (buf, head) = (conn.rb.pending(), &conn.head);
-    let route_cfg = &shared.config.routes[route];
+    let key_in_query = route.and_then(|r| shared.config.routes[r].key_in_query.as_ref());
     let from_headers = auth::extract(head, buf, shared.config.keys.bearer)?;
     let target = head.target.get(buf);
-    let presented = match &route_cfg.key_in_query {
+    let presented = match key_in_query {
         Some(param) => auth::with_query_key(from_headers, target, param.as_bytes())?,
         None => from_headers,
     }
@@ -109,7 +109,7 @@ pub(super) fn authenticate<'k, S: Stream>(
     conn.req.strip_authorization = presented.via_authorization;
     if presented.via_query {
         // The key never travels further: forward the target without its parameter.
-        let param = route_cfg.key_in_query.as_deref().unwrap_or_default();
+        let param = key_in_query.map_or("", |p| p.as_str());
         let judged = std::mem::take(&mut conn.req.target);
         let from = if judged.is_empty() { target } else { &judged };
         auth::strip_query_param(from, param.as_bytes(), &mut conn.req.target);
