@@ -13,7 +13,9 @@
 //! - [`shard`] runs one glommio executor per CPU with its own listener, pools and counters;
 //!   nothing on the per-request path takes a lock or an atomic read-modify-write.
 //! - [`serve`] and [`admin`] are the control side: listeners, signals, health and metrics;
-//!   [`cli`] and [`store`] the control plane.
+//!   [`rollout`] (reloads), [`resolve`] (upstream host names) and [`overlay`] (live key
+//!   changes) feed the shards over their control channels; [`cli`] and [`store`] are the
+//!   control plane.
 //!
 //! Imports point one way (`cli -> serve -> shard -> pipeline -> context -> upstream, metrics,
 //! audit, buffers -> keyway-core`); `tests/layering.rs` fails on any cycle.
