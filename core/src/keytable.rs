@@ -134,27 +134,9 @@ pub fn authenticate<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::format::{compose_secret, digest};
     use crate::keys::model::GraceSecret;
+    use crate::keys::test_keys::{key, secret};
     use std::path::Path;
-
-    fn secret(n: u8) -> String {
-        let random: Vec<u8> = (0..30)
-            .map(|i| b"abcdefghijKLMNOPQRST0123456789"[(i + n as usize) % 30])
-            .collect();
-        compose_secret("kw_test", &random).unwrap()
-    }
-
-    fn key(id: &str, secret: &str) -> KeySpec {
-        KeySpec {
-            id: id.into(),
-            digest: digest(secret.as_bytes()),
-            tenant: "t".into(),
-            plan: "free".into(),
-            enabled: true,
-            ..KeySpec::default()
-        }
-    }
 
     fn table(keys: &[KeySpec], config: &Config) -> KeyTable {
         let plans = [PlanSpec {

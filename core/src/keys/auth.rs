@@ -108,26 +108,9 @@ pub fn authenticate<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::format::compose_secret;
     use crate::keys::model::{GraceSecret, KeySpec, PlanSpec};
     use crate::keys::snapshot::build;
-
-    fn secret(n: u8) -> String {
-        let random: Vec<u8> = (0..30)
-            .map(|i| b"abcdefghijKLMNOPQRST0123456789"[(i + n as usize) % 30])
-            .collect();
-        compose_secret("kw_test", &random).unwrap()
-    }
-
-    fn key(id: &str, s: &str) -> KeySpec {
-        KeySpec {
-            id: id.into(),
-            digest: digest(s.as_bytes()),
-            plan: "free".into(),
-            enabled: true,
-            ..KeySpec::default()
-        }
-    }
+    use crate::keys::test_keys::{key, secret};
 
     fn snapshot(keys: &[KeySpec]) -> Snapshot {
         let plans = [PlanSpec {

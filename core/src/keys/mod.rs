@@ -20,3 +20,30 @@ pub use format::{
 };
 pub use model::{GraceSecret, KeySpec, LimitSpec, PlanSpec, Window};
 pub use snapshot::{build, write_atomic, KeyView, PlanView, Snapshot, SnapshotError};
+
+/// Keys for tests: well-formed secrets and plain key records.
+#[cfg(test)]
+pub(crate) mod test_keys {
+    use super::format::{compose_secret, digest};
+    use super::model::KeySpec;
+
+    /// A valid `kw_test_` secret, different for each `n`.
+    pub fn secret(n: u8) -> String {
+        let random: Vec<u8> = (0..30)
+            .map(|i| b"abcdefghijKLMNOPQRST0123456789"[(i + n as usize) % 30])
+            .collect();
+        compose_secret("kw_test", &random).unwrap()
+    }
+
+    /// An enabled key `id` on plan `free` (tenant `t`) whose secret is `s`.
+    pub fn key(id: &str, s: &str) -> KeySpec {
+        KeySpec {
+            id: id.into(),
+            digest: digest(s.as_bytes()),
+            tenant: "t".into(),
+            plan: "free".into(),
+            enabled: true,
+            ..KeySpec::default()
+        }
+    }
+}
