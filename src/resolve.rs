@@ -11,19 +11,37 @@
 use crate::config::Config;
 use std::net::{SocketAddr, ToSocketAddrs};
 
-/// Looks `host:port` up with the system resolver; the addresses, or why not in one line.
+/// The most addresses one name contributes: each is a server with its own pool on every
+/// shard, so a name answering hundreds (a wildcard, a misconfigured zone) must not multiply
+/// the gateway's connections by as much.
+pub const MAX_ADDRS_PER_NAME: usize = 64;
+
+/// Looks `host:port` up with the system resolver; the addresses (sorted, at most
+/// [`MAX_ADDRS_PER_NAME`]), or why not in one line.
 pub fn lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
     match (host, port).to_socket_addrs() {
-        Ok(addrs) => {
-            let addrs: Vec<SocketAddr> = addrs.collect();
-            if addrs.is_empty() {
-                Err("no address".into())
-            } else {
-                Ok(addrs)
-            }
-        }
+        Ok(addrs) => capped(host, addrs.collect()),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// Sorts and dedups `addrs`, keeps the first [`MAX_ADDRS_PER_NAME`] (logging the cut).
+fn capped(host: &str, mut addrs: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, String> {
+    if addrs.is_empty() {
+        return Err("no address".into());
+    }
+    addrs.sort();
+    addrs.dedup();
+    if addrs.len() > MAX_ADDRS_PER_NAME {
+        tracing::warn!(
+            host,
+            addresses = addrs.len(),
+            kept = MAX_ADDRS_PER_NAME,
+            "an upstream name resolves to more addresses than one name may add; the rest are ignored"
+        );
+        addrs.truncate(MAX_ADDRS_PER_NAME);
+    }
+    Ok(addrs)
 }
 
 /// Resolves every host-name server of `config` with `lookup`. A name whose lookup fails
@@ -116,6 +134,19 @@ mod tests {
             e,
             "cannot resolve upstreams.api server backend.test:8080: no such host; check the name, DNS or /etc/hosts, or give IP:PORT"
         );
+    }
+
+    #[test]
+    fn a_name_adds_at_most_its_cap_of_addresses() {
+        let many: Vec<SocketAddr> = (0..300u16)
+            .map(|i| SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 80)))
+            .rev()
+            .chain(std::iter::once(a("10.0.0.0:80")))
+            .collect();
+        let kept = capped("wild.test", many).unwrap();
+        assert_eq!(kept.len(), MAX_ADDRS_PER_NAME);
+        assert_eq!(kept[0], a("10.0.0.0:80"), "sorted, duplicates gone");
+        assert!(capped("empty.test", Vec::new()).is_err());
     }
 
     #[test]

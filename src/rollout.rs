@@ -340,9 +340,8 @@ pub fn spawn_resolver(state: Arc<AdminState>) -> std::io::Result<Receiver<Resolv
                         .hosts
                         .iter()
                         .map(|h| match crate::resolve::lookup(&h.host, h.port) {
-                            Ok(mut a) => {
-                                a.sort();
-                                a.dedup();
+                            // Sorted and deduplicated, as `hosts[i].addrs` is.
+                            Ok(a) => {
                                 changed |= a != h.addrs;
                                 a
                             }
