@@ -16,12 +16,18 @@ fn request(key: &str) -> String {
     format!("GET /v1/orders HTTP/1.1\r\nHost: t\r\nx-api-key: {key}\r\n\r\n")
 }
 
-#[test]
-fn a_revocation_reaches_every_open_connection_within_a_second_and_survives_kill_9() {
+/// An echo upstream, a 2-shard configuration with a keyed `/v1/` route, and plan `free`.
+fn setup() -> (Upstream, tempfile::TempDir, std::path::PathBuf) {
     let up = Upstream::echo();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), 2, &REST.replace("UP", &up.addr.to_string()));
     cli_ok(&config, &["plans", "set", "free", "--scope", "GET /v1/**"]);
+    (up, dir, config)
+}
+
+#[test]
+fn a_revocation_reaches_every_open_connection_within_a_second_and_survives_kill_9() {
+    let (_up, dir, config) = setup();
     let (id, key) = create_key(&config, &["--tenant", "acme", "--plan", "free"]);
     cli_ok(&config, &["snapshot", "build"]);
     let mut gw = Gateway::start_with(dir, &config);
@@ -91,10 +97,7 @@ fn until_every(conns: &mut [Client], key: &str, want: u16) -> Duration {
 
 #[test]
 fn a_created_key_and_a_rotation_are_served_within_a_second_without_a_build() {
-    let up = Upstream::echo();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), 2, &REST.replace("UP", &up.addr.to_string()));
-    cli_ok(&config, &["plans", "set", "free", "--scope", "GET /v1/**"]);
+    let (up, dir, config) = setup();
     let (_, first) = create_key(&config, &["--tenant", "acme", "--plan", "free"]);
     cli_ok(&config, &["snapshot", "build"]);
     let gw = Gateway::start_with(dir, &config);

@@ -110,6 +110,19 @@ fn the_same_401s_as_any_request_and_off_when_configured_so() {
         "malformed_key",
         None,
     );
+    // A body nobody reads: answered, then the connection is closed (its bytes are never
+    // taken for a next request).
+    let mut c = Client::connect(gw.addr);
+    c.send(
+        format!(
+            "GET {PATH} HTTP/1.1\r\nHost: t\r\nx-api-key: {key}\r\nContent-Length: 40\r\n\r\nGET /v1/orders HTTP/1.1\r\nHost: t\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    let r = c.read_response("GET");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(c.is_closed());
     // A query string is not the endpoint (and no route serves it).
     assert_eq!(
         get(
