@@ -16,6 +16,8 @@
 //!   [`rollout`] (reloads), [`resolve`] (upstream host names) and [`overlay`] (live key
 //!   changes) feed the shards over their control channels; [`cli`] and [`store`] are the
 //!   control plane.
+//! - [`ops`] is what an operator can do to plans, keys and snapshots, once: the CLI and the
+//!   admin API ([`admin`]'s `/v1/`) both call it (`cli, admin -> ops -> store`).
 //!
 //! Imports point one way (`cli -> serve -> shard -> pipeline -> context -> upstream, metrics,
 //! audit, buffers -> keyway-core`); `tests/layering.rs` fails on any cycle.
@@ -29,6 +31,7 @@ pub mod cli;
 pub mod clock;
 pub mod context;
 pub mod metrics;
+pub mod ops;
 pub mod overlay;
 pub mod pipeline;
 pub mod resolve;

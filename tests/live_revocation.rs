@@ -8,13 +8,9 @@
 mod common;
 
 use common::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const REST: &str = "[upstreams.api]\nservers = [\"UP\"]\n\n[[routes]]\npath_prefix = \"/v1/\"\nupstream = \"api\"\n";
-
-fn request(key: &str) -> String {
-    format!("GET /v1/orders HTTP/1.1\r\nHost: t\r\nx-api-key: {key}\r\n\r\n")
-}
 
 /// An echo upstream, a 2-shard configuration with a keyed `/v1/` route, and plan `free`.
 fn setup() -> (Upstream, tempfile::TempDir, std::path::PathBuf) {
@@ -71,28 +67,6 @@ fn a_revocation_reaches_every_open_connection_within_a_second_and_survives_kill_
         "the re-enabled key accepted",
         || get(gw.addr, "/v1/orders", &format!("x-api-key: {key}\r\n")).status == 200,
     );
-}
-
-/// Sends on every connection until `ok(status)`; the slowest time it took.
-fn until_every(conns: &mut [Client], key: &str, want: u16) -> Duration {
-    let t0 = Instant::now();
-    let mut slowest = Duration::ZERO;
-    for c in conns.iter_mut() {
-        loop {
-            c.send(request(key).as_bytes());
-            let r = c.read_response("GET");
-            if r.status == want {
-                slowest = slowest.max(t0.elapsed());
-                break;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(5),
-                "no {want} after 5 s: {r:?}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-    slowest
 }
 
 #[test]

@@ -1,34 +1,11 @@
 //! What every `keys` / `plans` / `snapshot` command gets: where the store and the snapshot
 //! are, and the one error type they return.
 
+use crate::store::StoreError;
 use std::fmt;
-use std::path::PathBuf;
-
-use crate::store::{Store, StoreError};
 
 /// Paths resolved from the config (`[keys] db`, `[keys] snapshot`) and the global flags.
-#[derive(Clone, Debug)]
-pub struct CliContext {
-    /// The key database (`--db`, else `[keys] db`, else `keys.db` under the state dir).
-    pub db_path: PathBuf,
-    /// The snapshot the data plane loads (`--snapshot`, else `[keys] snapshot`, else
-    /// `keys.snap` under the state dir).
-    pub snapshot_path: PathBuf,
-    /// Where the running gateway persists its rate-limit state (`[server] state_dir`), when
-    /// a configuration was read.
-    pub state_dir: Option<PathBuf>,
-}
-
-impl CliContext {
-    pub fn open_store(&self) -> Result<Store, CliError> {
-        Store::open(&self.db_path).map_err(|e| {
-            CliError(format!(
-                "cannot open the key database {}: {e}",
-                self.db_path.display()
-            ))
-        })
-    }
-}
+pub type CliContext = crate::ops::Paths;
 
 /// One line saying what happened and what to do. The process exits with status 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +22,12 @@ impl std::error::Error for CliError {}
 impl From<StoreError> for CliError {
     fn from(e: StoreError) -> Self {
         CliError(e.to_string())
+    }
+}
+
+impl From<crate::ops::Error> for CliError {
+    fn from(e: crate::ops::Error) -> Self {
+        CliError(e.detail)
     }
 }
 

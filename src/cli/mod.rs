@@ -4,18 +4,16 @@
 
 pub mod check;
 pub mod context;
-pub mod key_flags;
 pub mod key_import;
 pub mod keys;
-pub mod parse;
 pub mod plans;
 pub mod progress;
 mod quickstart;
 mod reload;
-pub mod render;
 pub mod snapshot;
 mod store_cmd;
-pub mod usage;
+
+pub use crate::ops::{key_flags, parse, render, usage};
 
 pub use context::{CliContext, CliError};
 

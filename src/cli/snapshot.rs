@@ -1,14 +1,14 @@
 //! `keyway snapshot ...`: build the data plane's snapshot from the store, and inspect one.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use serde_json::json;
 
 use super::context::{print, print_json};
 use super::parse::rfc3339;
 use super::{progress, CliContext, CliError};
-use crate::keys::snapshot::{self, Snapshot};
+use crate::keys::snapshot::Snapshot;
+use crate::ops::publish::{self, Phase};
 use crate::store::unix_now;
 
 #[derive(clap::Subcommand, Debug)]
@@ -43,42 +43,37 @@ pub fn run(cmd: SnapshotCmd, ctx: &CliContext) -> Result<(), CliError> {
 }
 
 fn build(a: BuildArgs, ctx: &CliContext) -> Result<(), CliError> {
-    let started = Instant::now();
     let out = a.out.unwrap_or_else(|| ctx.snapshot_path.clone());
-    let mut store = ctx.open_store()?;
-
-    // A new snapshot must supersede the one on disk even if the database was recreated.
-    let floor = Snapshot::load(out.as_path()).map_or(0, |s| s.generation());
-    let bar = progress::bar(store.key_count()?, "loading");
-    let loaded = store.load_all_with(&mut |n| bar.set_position(n));
-    bar.finish_and_clear();
-    let (plans, mut keys, absorbed) = loaded?;
-
-    let now = unix_now();
-    for k in &mut keys {
-        k.grace.retain(|g| g.grace_until > now);
-    }
-    let generation = store.next_generation_above(floor)?;
-    let spinner = progress::spinner(keys.len() as u64, "building");
-    let bytes =
-        snapshot::build(generation, now, &plans, &keys).map_err(|e| CliError(e.to_string()));
-    spinner.set_message("writing");
-    let written = bytes.and_then(|bytes| {
-        snapshot::write_atomic(&out, &bytes)
-            .map(|()| bytes.len())
-            .map_err(|e| CliError(format!("cannot write {}: {e}", out.display())))
-    });
-    spinner.finish_and_clear();
-    let written = written?;
-    // Revocations up to `absorbed` are in this snapshot: a gateway serving it stops
-    // applying them from the overlay.
-    store.record_absorbed(generation, absorbed)?;
+    let mut bar = None;
+    let mut spinner = None;
+    let mut keys = 0;
+    let built = publish::build(ctx, &out, unix_now(), &mut |phase| match phase {
+        Phase::Loading { done, total } => {
+            keys = total;
+            bar.get_or_insert_with(|| progress::bar(total, "loading"))
+                .set_position(done);
+        }
+        Phase::Building => {
+            if let Some(b) = bar.take() {
+                b.finish_and_clear();
+            }
+            spinner = Some(progress::spinner(keys, "building"));
+        }
+        Phase::Writing => {
+            if let Some(s) = &spinner {
+                s.set_message("writing");
+            }
+        }
+        Phase::Done => {
+            if let Some(s) = spinner.take() {
+                s.finish_and_clear();
+            }
+        }
+    })?;
+    crate::ops::admin_log::by_cli("snapshot.publish", &built.generation.to_string(), ctx);
     print(&format!(
-        "generation {generation}, {} keys, {} plans, {} bytes, {:.2} s\n",
-        keys.len(),
-        plans.len(),
-        written,
-        started.elapsed().as_secs_f64(),
+        "generation {}, {} keys, {} plans, {} bytes, {:.2} s\n",
+        built.generation, built.keys, built.plans, built.bytes, built.seconds,
     ))
 }
 

@@ -174,6 +174,45 @@ impl Store {
         Ok(keys)
     }
 
+    /// One page of the keys matching the filter: at most `limit`, ids after `after`, by id.
+    /// Each page is an index range (`keys_tenant`/`keys_plan` are in id order), so paging
+    /// through ten million keys costs the same per page as through ten.
+    pub fn list_keys_page(
+        &self,
+        filter: &KeyFilter,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<KeySpec>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {KEY_COLUMNS} FROM keys
+             WHERE (?1 IS NULL OR tenant = ?1) AND (?2 IS NULL OR plan = ?2)
+               AND (?3 IS NULL OR id > ?3)
+             ORDER BY id LIMIT ?4"
+        ))?;
+        let rows = stmt.query_map(
+            params![filter.tenant, filter.plan, after, limit],
+            key_from_row,
+        )?;
+        let mut keys: Vec<KeySpec> = rows.collect::<rusqlite::Result<_>>()?;
+        for k in &mut keys {
+            k.grace = grace_of(&self.conn, &k.id)?;
+        }
+        Ok(keys)
+    }
+
+    /// The id of the key whose current or grace secret has this digest.
+    pub fn key_id_by_digest(&self, digest: &[u8; 32]) -> Result<Option<String>> {
+        let found = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM keys WHERE digest = ?1
+                 UNION ALL SELECT key_id FROM key_grace WHERE digest = ?1 LIMIT 1",
+            )?
+            .query_row([&digest[..]], |r| r.get(0))
+            .optional()?;
+        Ok(found)
+    }
+
     /// Applies `edit` to the key and stores the result, atomically. The id, digest, hint,
     /// creation time and grace secrets cannot be changed this way.
     pub fn update_key(

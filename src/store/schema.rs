@@ -69,6 +69,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
         generation  INTEGER PRIMARY KEY,
         overlay_seq INTEGER NOT NULL
     ) STRICT;",
+    // v5: the admin API pages through a tenant's or a plan's keys by id: an index that is
+    // already in that order (no sort of a tenant's million keys per page).
+    "DROP INDEX keys_tenant;
+    CREATE INDEX keys_tenant ON keys(tenant, id);
+    DROP INDEX keys_plan;
+    CREATE INDEX keys_plan ON keys(plan, id);",
 ];
 
 /// The newest schema version this build knows.

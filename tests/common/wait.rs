@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
-use super::admin_get;
+use super::{admin_get, Client};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -62,4 +62,32 @@ pub fn wait_connections(admin: SocketAddr, n: f64) {
         &format!("{n} open client connections in /metrics"),
         || metric(admin, "keyway_connections_active").is_some_and(|v| v >= n),
     );
+}
+
+/// `GET /v1/orders` with `key` (the route the live-change tests use).
+pub fn request(key: &str) -> String {
+    format!("GET /v1/orders HTTP/1.1\r\nHost: t\r\nx-api-key: {key}\r\n\r\n")
+}
+
+/// Sends `request(key)` on every keep-alive connection until it answers `want`; the
+/// slowest time that took.
+pub fn until_every(conns: &mut [Client], key: &str, want: u16) -> Duration {
+    let t0 = Instant::now();
+    let mut slowest = Duration::ZERO;
+    for c in conns.iter_mut() {
+        loop {
+            c.send(request(key).as_bytes());
+            let r = c.read_response("GET");
+            if r.status == want {
+                slowest = slowest.max(t0.elapsed());
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "no {want} after 5 s: {r:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    slowest
 }

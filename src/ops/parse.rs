@@ -152,6 +152,16 @@ pub fn rfc3339(t: i64) -> String {
         .unwrap_or_else(|| format!("@{t}"))
 }
 
+/// Unix milliseconds as RFC 3339 UTC with milliseconds (`2026-12-31T23:59:59.123Z`).
+pub fn rfc3339_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let base = rfc3339(secs);
+    match base.strip_suffix('Z') {
+        Some(head) => format!("{head}.{:03}Z", ms.rem_euclid(1000)),
+        None => base,
+    }
+}
+
 /// Sets `limit` in `list`, replacing an existing limit of the same window.
 pub fn set_limit(list: &mut Vec<LimitSpec>, limit: LimitSpec) {
     list.retain(|l| l.window != limit.window);

@@ -3,7 +3,7 @@
 use std::str::FromStr;
 
 use super::parse::{self, LimitArg, SizeArg, TimeArg};
-use super::CliError;
+use super::Error;
 use crate::keys::model::{Credits, KeySpec, Window};
 use crate::store::validate;
 
@@ -93,7 +93,7 @@ pub struct KeyFlags {
 impl KeyFlags {
     /// The credits the flags set: `None` to leave them, `Some(None)` to remove them. Refuses
     /// `--refill` without `--credits N`.
-    pub fn credits(&self) -> Result<Option<Option<Credits>>, CliError> {
+    pub fn credits(&self) -> Result<Option<Option<Credits>>, Error> {
         match (self.credits, self.refill) {
             (None, None) => Ok(None),
             (Some(CreditsArg::None), None) => Ok(Some(None)),
@@ -101,15 +101,14 @@ impl KeyFlags {
                 total,
                 refill: refill.map(|r| r.0),
             }))),
-            (None | Some(CreditsArg::None), Some(_)) => Err(CliError(
-                "--refill needs credits to refill: add --credits N (e.g. --credits 10000 --refill month)"
-                    .into(),
+            (None | Some(CreditsArg::None), Some(_)) => Err(Error::invalid(
+                "--refill needs credits to refill: add --credits N (e.g. --credits 10000 --refill month)",
             )),
         }
     }
 
     /// Sets what the flags name; list flags add to what the key has.
-    pub fn apply(&self, k: &mut KeySpec, now: i64) -> Result<(), CliError> {
+    pub fn apply(&self, k: &mut KeySpec, now: i64) -> Result<(), Error> {
         if let Some(credits) = self.credits()? {
             k.credits = credits;
         }
@@ -153,7 +152,7 @@ impl KeyFlags {
         }
         if let (Some(nb), Some(exp)) = (k.not_before, k.expires_at) {
             if exp <= nb {
-                return Err(CliError(format!(
+                return Err(Error::invalid(format!(
                     "the key would expire ({}) before it becomes valid ({}): check --expires-at/--ttl and --not-before",
                     parse::rfc3339(exp),
                     parse::rfc3339(nb)
@@ -180,7 +179,7 @@ mod tests {
         Cmd::try_parse_from(std::iter::once("keys").chain(args.iter().copied())).map(|c| c.flags)
     }
 
-    fn applied(start: Option<Credits>, args: &[&str]) -> Result<Option<Credits>, CliError> {
+    fn applied(start: Option<Credits>, args: &[&str]) -> Result<Option<Credits>, Error> {
         let mut k = KeySpec {
             credits: start,
             ..KeySpec::default()
@@ -255,9 +254,9 @@ mod tests {
         ] {
             let e = applied(Some(MONTHLY), args).unwrap_err();
             assert!(
-                e.0.contains("--credits N") && !e.0.contains('\n'),
+                e.detail.contains("--credits N") && !e.detail.contains('\n'),
                 "{}",
-                e.0
+                e.detail
             );
         }
     }
