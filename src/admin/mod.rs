@@ -1,19 +1,24 @@
 //! The admin listener (default 127.0.0.1:9090): `/healthz`, `/readyz`, `/metrics`,
-//! `/snapshot`.
+//! `/snapshot`, and the admin API under `/v1/` ([`api`]).
 //!
 //! It runs on its own plain thread, off the shards: a slow scrape never delays a request.
 //! Answers are small and every connection is closed after one request. Connections are
 //! served concurrently (bounded), each with a total deadline for its request head, so one
 //! slow local client cannot hold up `/healthz`, `/readyz` or `keyway reload`.
 
+pub mod api;
+pub mod args;
+pub mod http;
+pub mod leaks;
+pub mod tokens;
+
 use crate::context::Shared;
 use crate::metrics::render::{render, Gauges};
 use crate::snapshot_status::SnapshotStatus;
-use std::io::{ErrorKind, Read, Write};
+use http::{Request, Response};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
-use std::time::{Duration, Instant};
 
 /// What the admin endpoints report on, shared with the control thread.
 pub struct AdminState {
@@ -60,9 +65,6 @@ impl AdminState {
 /// local: this only bounds what a misbehaving local client can hold).
 pub const MAX_CONNECTIONS: usize = 64;
 
-/// The whole request head must arrive within this, however it is trickled in.
-const HEAD_DEADLINE: Duration = Duration::from_secs(5);
-
 /// Binds the admin address and serves it on a new thread, each connection on a thread of its
 /// own (at most [`MAX_CONNECTIONS`]); returns the bound address.
 pub fn start(addr: SocketAddr, state: Arc<AdminState>) -> std::io::Result<SocketAddr> {
@@ -93,71 +95,35 @@ pub fn start(addr: SocketAddr, state: Arc<AdminState>) -> std::io::Result<Socket
 }
 
 fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
-    let deadline = Instant::now() + HEAD_DEADLINE;
-    stream.set_write_timeout(Some(HEAD_DEADLINE))?;
-    let mut buf = [0u8; 4096];
-    let mut len = 0;
-    let path = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return respond(
-                &mut stream,
-                408,
-                "text/plain",
-                "request head not received in time; send the whole request at once\n",
-            );
-        }
-        stream.set_read_timeout(Some(left))?;
-        let n = match stream.read(&mut buf[len..]) {
-            Ok(n) => n,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
-            Err(e) => return Err(e),
-        };
-        if n == 0 {
-            return Ok(());
-        }
-        len += n;
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&buf[..len]) {
-            Ok(httparse::Status::Complete(_)) => {
-                break req
-                    .path
-                    .unwrap_or("/")
-                    .split('?')
-                    .next()
-                    .unwrap_or("/")
-                    .to_string()
-            }
-            Ok(httparse::Status::Partial) if len < buf.len() => continue,
-            _ => {
-                return respond(
-                    &mut stream,
-                    400,
-                    "text/plain",
-                    "bad request: send e.g. GET /healthz HTTP/1.1\n",
-                )
-            }
-        }
+    let response = match http::read_request(&mut stream) {
+        Ok(req) => route(&req, state),
+        Err(Some(refusal)) => refusal,
+        Err(None) => return Ok(()),
     };
-    match path.as_str() {
-        "/healthz" => respond(&mut stream, 200, "text/plain", "ok\n"),
+    http::write_response(&mut stream, &response)
+}
+
+fn route(req: &Request, state: &AdminState) -> Response {
+    if req.path.starts_with("/v1/") {
+        return api::handle(req, state);
+    }
+    if req.method != "GET" && req.method != "HEAD" {
+        let mut r = Response::text(405, "method not allowed: these endpoints take GET\n");
+        r.headers.push(("Allow", "GET, HEAD".into()));
+        return r;
+    }
+    match req.path.as_str() {
+        "/healthz" => Response::text(200, "ok\n"),
         "/readyz" => match state.not_ready() {
-            None => respond(&mut stream, 200, "text/plain", "ready\n"),
-            Some(why) => respond(
-                &mut stream,
-                503,
-                "text/plain",
-                &format!("not ready: {why}\n"),
-            ),
+            None => Response::text(200, "ready\n"),
+            Some(why) => Response::text(503, format!("not ready: {why}\n")),
         },
         "/snapshot" => {
             let mut json = serde_json::to_value(state.status()).unwrap_or_default();
             if let Some(fields) = json.as_object_mut() {
                 fields.insert("io_uring".into(), state.io_uring.get().cloned().into());
             }
-            let body = json.to_string() + "\n";
-            respond(&mut stream, 200, "application/json", &body)
+            Response::json(200, &json)
         }
         "/metrics" => {
             let status = state.status();
@@ -182,24 +148,13 @@ fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
                     audit_dropped: shared.audit_failed.load(Ordering::Relaxed),
                 },
             );
-            respond(&mut stream, 200, "text/plain; version=0.0.4", &body)
+            let mut r = Response::text(200, body);
+            r.content_type = "text/plain; version=0.0.4";
+            r
         }
-        _ => respond(
-            &mut stream,
+        _ => Response::text(
             404,
-            "text/plain",
-            "not found: try /healthz, /readyz, /metrics or /snapshot\n",
+            "not found: try /healthz, /readyz, /metrics, /snapshot or /v1/openapi.json\n",
         ),
     }
-}
-
-fn respond(stream: &mut TcpStream, status: u16, ctype: &str, body: &str) -> std::io::Result<()> {
-    let reason = crate::http::write::reason_phrase(status);
-    let date = httpdate::fmt_http_date(crate::clock::system_now());
-    let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nDate: {date}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body.as_bytes())
 }

@@ -83,6 +83,8 @@ pub fn describe(old: &Config, new: &Config) -> Vec<String> {
         ("[timeouts]", old.timeouts != new.timeouts),
         ("[ratelimit]", old.ratelimit != new.ratelimit),
         ("[audit]", old.audit != new.audit),
+        ("[admin]", old.admin != new.admin),
+        ("[leaks]", old.leaks != new.leaks),
     ];
     for (name, changed) in sections {
         if changed {

@@ -36,6 +36,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub ratelimit: RateLimit,
     pub audit: Audit,
+    pub admin: Admin,
+    pub leaks: Leaks,
     /// Sorted by name; [`Config::upstream_index`] finds one.
     pub upstreams: Vec<Upstream>,
     /// In file order.
@@ -322,6 +324,36 @@ pub struct Audit {
     pub path: Option<PathBuf>,
 }
 
+/// `[admin]`: the admin API's access.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Admin {
+    /// Bearer tokens of the admin API, one per line (`NAME read|write TOKEN`), read at each
+    /// call. `None` (the default): reads are open on the admin listener and every change is
+    /// refused. A relative path is taken from the configuration file's directory.
+    pub token_file: Option<PathBuf>,
+}
+
+/// What to do with a key reported leaked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnLeak {
+    /// Revoke the key at once (it stops working within a second).
+    #[default]
+    Revoke,
+    /// Only record the report (audit line, log, metric); the key keeps working.
+    Report,
+}
+
+/// `[leaks]`: leaked-key reports from GitHub secret scanning (`POST /v1/leaks/github` on the
+/// admin listener).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Leaks {
+    /// PEM files with the ECDSA P-256 public keys GitHub signs alerts with (from
+    /// `https://api.github.com/meta/public_keys/secret_scanning`, fetched by the operator;
+    /// keyway never fetches at run time). Empty (the default): the endpoint is off.
+    pub github_public_keys: Vec<PathBuf>,
+    pub on_leak: OnLeak,
+}
+
 /// Which rate-limit response headers to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateLimitHeaders {
@@ -369,6 +401,8 @@ impl Default for Config {
             timeouts: Timeouts::default(),
             ratelimit: RateLimit::default(),
             audit: Audit::default(),
+            admin: Admin::default(),
+            leaks: Leaks::default(),
             upstreams: Vec::new(),
             routes: Vec::new(),
         }

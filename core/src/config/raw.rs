@@ -28,6 +28,10 @@ pub struct RawConfig {
     #[serde(default)]
     pub audit: RawAudit,
     #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
+    pub leaks: RawLeaks,
+    #[serde(default)]
     pub upstreams: BTreeMap<Spanned<String>, RawUpstream>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
@@ -88,6 +92,19 @@ pub struct RawRateLimit {
 #[serde(deny_unknown_fields)]
 pub struct RawAudit {
     pub path: Opt<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub token_file: Opt<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLeaks {
+    pub github_public_keys: Option<Vec<Spanned<String>>>,
+    pub on_leak: Opt<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -9,7 +9,7 @@ fn unknown_fields() {
     );
     assert_eq!(
         err("[sever]\n"),
-        "keyway.toml:1: unknown field `sever` at the top level; expected one of server, keys, identity, limits, timeouts, ratelimit, audit, upstreams, routes"
+        "keyway.toml:1: unknown field `sever` at the top level; expected one of server, keys, identity, limits, timeouts, ratelimit, audit, admin, leaks, upstreams, routes"
     );
     assert_err(
         "[keys]\nheadr = \"x\"\n",
@@ -538,4 +538,31 @@ fn prefixes_no_judged_path_could_match() {
         )
         .is_ok());
     }
+}
+
+#[test]
+fn admin_and_leaks_sections() {
+    let c = parse(
+        "[admin]\ntoken_file = \"tokens\"\n[leaks]\ngithub_public_keys = [\"gh.pem\"]\non_leak = \"report\"\n",
+    )
+    .unwrap();
+    assert!(c.admin.token_file.unwrap().ends_with("tokens"));
+    assert_eq!(c.leaks.github_public_keys.len(), 1);
+    assert_eq!(c.leaks.on_leak, super::OnLeak::Report);
+    let d = parse("").unwrap();
+    assert_eq!(
+        (d.admin.token_file, d.leaks.on_leak),
+        (None, super::OnLeak::Revoke)
+    );
+    let e = parse("[leaks]\non_leak = \"delete\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("leaks.on_leak \"delete\" is not known") && e.contains("\"report\""),
+        "{e}"
+    );
+    let e = parse("[admin]\ntoken_file = \"\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("admin.token_file is empty"), "{e}");
 }

@@ -10,10 +10,11 @@ use toml::Spanned;
 
 use super::cidr::Cidr;
 use super::error::{line_of, ConfigError};
-use super::raw::{Opt, RawConfig, RawLimits, RawRateLimit, RawServer, RawTimeouts};
+use super::raw::{Opt, RawConfig, RawLeaks, RawLimits, RawRateLimit, RawServer, RawTimeouts};
 use super::units::{duration_of, size_of, Quantity};
 use super::{
-    identity, routing, Audit, Config, Limits, RateLimit, RateLimitHeaders, Server, Timeouts,
+    identity, routing, Admin, Audit, Config, Leaks, Limits, OnLeak, RateLimit, RateLimitHeaders,
+    Server, Timeouts,
 };
 
 /// Highest accepted `server.shards`.
@@ -89,6 +90,13 @@ pub fn validate(raw: RawConfig, cx: &Ctx, base_dir: &Path) -> Result<Config, Con
             None => None,
         },
     };
+    let admin = Admin {
+        token_file: match &raw.admin.token_file {
+            Some(v) => Some(base_dir.join(path_value(cx, "admin.token_file", v)?)),
+            None => None,
+        },
+    };
+    let leaks = leaks(&raw.leaks, cx, base_dir)?;
     let upstreams = routing::upstreams(&raw.upstreams, cx)?;
     let routes = routing::routes(&raw.routes, &upstreams, limits.max_body_bytes, cx)?;
     Ok(Config {
@@ -99,9 +107,33 @@ pub fn validate(raw: RawConfig, cx: &Ctx, base_dir: &Path) -> Result<Config, Con
         timeouts,
         ratelimit,
         audit,
+        admin,
+        leaks,
         upstreams,
         routes,
     })
+}
+
+fn leaks(raw: &RawLeaks, cx: &Ctx, base_dir: &Path) -> Result<Leaks, ConfigError> {
+    let mut l = Leaks::default();
+    for v in raw.github_public_keys.iter().flatten() {
+        l.github_public_keys
+            .push(base_dir.join(path_value(cx, "leaks.github_public_keys", v)?));
+    }
+    if let Some(v) = &raw.on_leak {
+        l.on_leak = match v.get_ref().as_str() {
+            "revoke" => OnLeak::Revoke,
+            "report" => OnLeak::Report,
+            other => {
+                return Err(cx.err(
+                    &v.span(),
+                    format!("leaks.on_leak {other:?} is not known"),
+                    "write \"revoke\" (the default) or \"report\"",
+                ))
+            }
+        };
+    }
+    Ok(l)
 }
 
 fn ratelimit(raw: &RawRateLimit, cx: &Ctx) -> Result<RateLimit, ConfigError> {
