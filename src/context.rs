@@ -239,6 +239,8 @@ pub struct ShardState {
     pub conns_per_ip: RefCell<HashMap<IpAddr, u32, ahash::RandomState>>,
     /// Keys revoked after the serving snapshot was built (the live overlay; usually empty).
     pub revoked: RefCell<Revoked>,
+    /// This minute's usage per key and route (`state_dir/usage`, see `rollup`).
+    pub rollup: RefCell<crate::rollup::ShardRollup>,
     /// Ejections counted by pools a reload retired, per upstream metric slot.
     ejections_retired: RefCell<Vec<u64>>,
     /// The configuration (and key table) new requests start on. Set before any task runs;
@@ -287,6 +289,7 @@ impl ShardState {
         shared: Arc<Shared>,
         keys: Option<Arc<KeyTable>>,
         audit: Option<Sender<Batch>>,
+        rollup: Option<Sender<crate::rollup::Batch>>,
     ) -> Rc<ShardState> {
         let c = &shared.config;
         let limiter = Limiter::new(
@@ -316,6 +319,7 @@ impl ShardState {
             spares: Spares::new(shared.client_buf, crate::buffers::UPSTREAM_BUF, SPARES_KEPT),
             conns_per_ip: RefCell::default(),
             revoked: RefCell::default(),
+            rollup: RefCell::new(crate::rollup::ShardRollup::new(rollup)),
             ejections_retired: RefCell::new(Vec::new()),
             current: RefCell::new(None),
         });

@@ -36,6 +36,7 @@ pub mod overlay;
 pub mod pipeline;
 pub mod resolve;
 pub mod rollout;
+pub mod rollup;
 pub mod runfiles;
 pub mod serve;
 pub mod shard;

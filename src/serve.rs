@@ -106,6 +106,16 @@ pub fn serve(
         Some((w, tx)) => (Some(w), Some(tx)),
         None => (None, None),
     };
+    // Usage rollups: on whenever the state directory can hold them.
+    let usage_dir = shared.config.server.state_dir.join("usage");
+    let now_minute = (crate::clock::unix_now() / 60) as u32;
+    let (rollup_writer, rollup_tx) = match crate::rollup::start(&usage_dir, now_minute) {
+        Ok((w, tx)) => (Some(w), Some(tx)),
+        Err(e) => {
+            tracing::warn!(dir = %usage_dir.display(), error = %e, "usage rollups are off: cannot open their directory; `keyway usage` will have nothing");
+            (None, None)
+        }
+    };
 
     // The key table is loaded before the shards start, off the data plane.
     let mut status = SnapshotStatus::new(&snapshot_path);
@@ -170,6 +180,7 @@ pub fn serve(
             events: events_tx.clone(),
             mesh,
             audit: audit_tx.clone(),
+            rollup: rollup_tx.clone(),
             overlay: initial_overlay.clone(),
         };
         let join = shard::spawn(shared.clone(), start).map_err(|e| ServeError::Shard {
@@ -181,6 +192,7 @@ pub fn serve(
     }
     // Only the shards hold audit senders now.
     drop(audit_tx);
+    drop(rollup_tx);
     for _ in 0..shards {
         match events.recv_timeout(Duration::from_secs(10)) {
             Ok(ShardEvent::Listening(_)) => {
@@ -233,6 +245,9 @@ pub fn serve(
     }
     // Every shard flushed its audit lines before exiting.
     if let Some(w) = audit_writer {
+        w.finish();
+    }
+    if let Some(w) = rollup_writer {
         w.finish();
     }
     // The final rate state, sent by shard 0 as it exited.

@@ -66,4 +66,5 @@ pub mod keys;
 pub mod keytable;
 pub mod policy;
 pub mod ratelimit;
+pub mod rollup;
 pub mod shedding;

@@ -1,4 +1,4 @@
-//! The admin API under `/v1/`: plans, keys, snapshot publish and status, as JSON,
+//! The admin API under `/v1/`: plans, keys, snapshot publish, status and usage, as JSON,
 //! behind bearer tokens (`[admin] token_file`). Every operation calls `ops`, the code the
 //! CLI runs; every change leaves a line in the admin audit trail. docs/admin-api.json is the
 //! OpenAPI description of [`ROUTES`], checked against the running gateway by
@@ -28,6 +28,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/keys/{id}/revoke"),
     ("POST", "/v1/keys/{id}/rotate"),
     ("POST", "/v1/snapshot/publish"),
+    ("GET", "/v1/usage"),
     ("POST", "/v1/leaks/github"),
     ("GET", "/v1/openapi.json"),
 ];
@@ -298,6 +299,7 @@ fn run(
             Ok(Response::json(200, &r.json()))
         }
         ("POST", "/v1/snapshot/publish") => publish(state, paths, now),
+        ("GET", "/v1/usage") => usage(req, paths, now),
         _ => Err(Error::new(404, "not_found", "no such admin API path")),
     }
 }
@@ -320,6 +322,30 @@ fn list_keys(req: &Request, paths: &Paths, now: i64) -> Result<Response, Error> 
         200,
         &json!({ "keys": keys, "next": page.next }),
     ))
+}
+
+fn usage(req: &Request, paths: &Paths, now: i64) -> Result<Response, Error> {
+    use crate::rollup::report::{self, By};
+    let by = match req.param("by") {
+        None => By::Key,
+        Some(b) => By::parse(&b).ok_or_else(|| {
+            Error::invalid(format!(
+                "by {b:?} is not known; use key, tenant, plan or route"
+            ))
+        })?,
+    };
+    let since = match req.param("since") {
+        None => 86_400,
+        Some(s) => ops::parse::duration(&s).map_err(Error::invalid)?,
+    };
+    let limit = match req.param("limit") {
+        None => 25,
+        Some(v) => v
+            .parse()
+            .map_err(|_| Error::invalid(format!("limit {v:?} is not a number; 0 means all")))?,
+    };
+    let r = report::for_paths(paths, by, since, limit, now)?;
+    Ok(Response::json(200, &r.json()))
 }
 
 fn status(state: &AdminState) -> Value {

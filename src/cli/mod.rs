@@ -12,6 +12,7 @@ mod quickstart;
 mod reload;
 pub mod snapshot;
 mod store_cmd;
+mod usage_cmd;
 
 pub use crate::ops::{key_flags, parse, render, usage};
 
@@ -74,6 +75,8 @@ pub enum Command {
     /// Look after the key database: back it up while it is in use.
     #[command(subcommand)]
     Store(store_cmd::StoreCmd),
+    /// Report usage from the gateway's per-minute rollups: requests, refusals, latency, bytes.
+    Usage(usage_cmd::UsageArgs),
     /// Make the running gateway reload its key table (SIGHUP) and wait for the outcome.
     Reload {
         /// How long to wait for every shard to confirm.
@@ -121,6 +124,7 @@ pub fn run() -> i32 {
         Command::Plans(cmd) => with_keys_context(&paths, |ctx| plans::run(cmd, ctx)),
         Command::Snapshot(cmd) => with_keys_context(&paths, |ctx| snapshot::run(cmd, ctx)),
         Command::Store(cmd) => with_keys_context(&paths, |ctx| store_cmd::run(cmd, ctx)),
+        Command::Usage(a) => with_keys_context(&paths, |ctx| usage_cmd::run(a, ctx)),
         Command::Serve {
             listen,
             admin_listen,

@@ -59,6 +59,33 @@ impl Note {
     }
 }
 
+/// Counts the request into this minute's usage rollup (by key, tenant, plan and route).
+#[inline]
+pub fn rollup(ctx: &ShardCtx, note: &Note, done: &Finished, us: u64) {
+    let (status, refusal) = match done.outcome {
+        Outcome::Refused(p) => (p.status(), Some(p.code())),
+        Outcome::Proxied | Outcome::Aborted => (note.status, None),
+        Outcome::SelfService => (200, None),
+    };
+    let route = done
+        .route
+        .map_or(0, |r| ctx.shared.slots.route_slot[r] as u16);
+    ctx.rollup.borrow_mut().add(
+        (ctx.now_unix.get() / 60) as u32,
+        &keyway_core::rollup::Request {
+            key: &note.key_id,
+            tenant: &note.tenant,
+            plan: &note.plan,
+            route,
+            status,
+            refusal,
+            us,
+            bytes_in: note.bytes_in,
+            bytes_out: note.bytes_out,
+        },
+    );
+}
+
 /// Writes the request's record into the shard's audit batch (no-op without an audit log).
 pub fn audit(ctx: &ShardCtx, note: &Note, done: &Finished, ts_ms: i64, duration_us: u64) {
     let Some(audit) = &ctx.audit else { return };

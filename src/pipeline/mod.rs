@@ -186,6 +186,7 @@ async fn next_request<S: Stream>(
     };
     let us = started.elapsed().as_micros() as u64;
     ctx.count_request(done.route, done.outcome, us);
+    account::rollup(ctx, &conn.req.note, &done, us);
     if conn.req.note.on {
         account::audit(ctx, &conn.req.note, &done, crate::clock::unix_ms(), us);
     }

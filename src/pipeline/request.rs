@@ -86,8 +86,10 @@ impl Request {
         self.judged_rewritten = false;
         self.strip_authorization = false;
         self.lifecycle = Lifecycle::default();
+        // Cheap either way (buffers are kept); the key, status and byte counts feed the
+        // usage rollups even without an audit log.
+        self.note.clear();
         if self.note.on {
-            self.note.clear();
             self.note.client_ip = client_ip;
         }
     }

@@ -123,9 +123,11 @@ pub(super) fn authenticate<'k, S: Stream>(
         return Err(Refusal::new(e.problem(), e.detail()));
     }
     let (key, note) = (&caller.key, &mut conn.req.note);
-    Note::set(note.on, &mut note.key_id, key.id().as_bytes());
-    Note::set(note.on, &mut note.tenant, key.tenant().as_bytes());
-    Note::set(note.on, &mut note.plan, key.plan().name().as_bytes());
+    // Always: the usage rollups count by key, tenant and plan whether or not there is an
+    // audit log.
+    Note::set(true, &mut note.key_id, key.id().as_bytes());
+    Note::set(true, &mut note.tenant, key.tenant().as_bytes());
+    Note::set(true, &mut note.plan, key.plan().name().as_bytes());
     Ok((keys, caller))
 }
 

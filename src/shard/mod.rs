@@ -129,6 +129,8 @@ pub struct ShardStart {
     pub audit: Option<Sender<crate::audit::Batch>>,
     /// The live overlay as read at start (before the first request).
     pub overlay: Option<Arc<crate::context::LiveUpdate>>,
+    /// Where finished usage minutes go (`None`: rollups off).
+    pub rollup: Option<Sender<crate::rollup::Batch>>,
 }
 
 /// Starts a shard on its own thread, pinned to its CPU when given.
@@ -160,9 +162,10 @@ async fn run(shared: Arc<Shared>, start: ShardStart) {
         mesh,
         audit,
         overlay,
+        rollup,
         ..
     } = start;
-    let ctx = ShardState::start(id, shared, keys, audit);
+    let ctx = ShardState::start(id, shared, keys, audit, rollup);
     if let Some(update) = overlay {
         ctx.apply_live(&update);
     }
@@ -226,6 +229,7 @@ async fn run(shared: Arc<Shared>, start: ShardStart) {
             }
         }
         flush_audit(&ctx);
+        flush_rollup(&ctx, false);
         if published.elapsed() >= PUBLISH_EVERY {
             ctx.copy_pool_health();
             publish(&ctx);
@@ -247,6 +251,7 @@ async fn run(shared: Arc<Shared>, start: ShardStart) {
         pool.clear();
     }
     flush_audit(&ctx);
+    flush_rollup(&ctx, true);
     publish(&ctx);
     if id == 0 {
         let mut state = Vec::new();
@@ -254,6 +259,18 @@ async fn run(shared: Arc<Shared>, start: ShardStart) {
         let _ = events.send(ShardEvent::RateState(state));
     }
     let _ = events.send(ShardEvent::Exited(id));
+}
+
+/// Sends finished usage minutes to the rollup writer; with `all` (at shutdown) everything
+/// counted, and closes this shard's channel.
+fn flush_rollup(ctx: &ShardState, all: bool) {
+    let labels = &ctx.current().shared.slots.route_labels;
+    let mut rollup = ctx.rollup.borrow_mut();
+    if all {
+        rollup.close(crate::clock::unix_now(), labels);
+    } else {
+        rollup.flush(ctx.now_unix.get(), labels, false);
+    }
 }
 
 /// Hands this shard's metrics to the admin listener.
